@@ -1,0 +1,72 @@
+"""Every Redis key Tide uses, built in one place.
+
+All keys share one prefix that carries a Redis Cluster hash tag (default ``{tide}``), so a whole
+deployment lives in one slot and multi-key Lua scripts stay legal. Lua scripts that must reach a
+key named by data (a job id, a queue name) receive the key *prefixes* from here as arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GROUP = "workers"
+"""The consumer group every queue stream is read through."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "{tide}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.prefix}:job:"
+
+    @property
+    def queue_prefix(self) -> str:
+        return f"{self.prefix}:q:"
+
+    @property
+    def dead_prefix(self) -> str:
+        return f"{self.prefix}:dead:"
+
+    def job(self, job_id: str) -> str:
+        """Hash holding one job's record."""
+        return self.job_prefix + job_id
+
+    def queue(self, name: str) -> str:
+        """Stream of entries waiting for, or leased by, a worker."""
+        return self.queue_prefix + name
+
+    def dead(self, queue: str) -> str:
+        """Dead-letter stream of one queue."""
+        return self.dead_prefix + queue
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set of job ids scored by due time (ms, server clock)."""
+        return f"{self.prefix}:delayed"
+
+    @property
+    def scheduled_counts(self) -> str:
+        """Hash queue -> number of that queue's jobs in ``delayed`` (kept by the scripts)."""
+        return f"{self.prefix}:scheduled"
+
+    @property
+    def events(self) -> str:
+        """Capped stream of job status changes for live subscribers."""
+        return f"{self.prefix}:events"
+
+    @property
+    def workers(self) -> str:
+        """Hash worker id -> JSON description of a live worker."""
+        return f"{self.prefix}:workers"
+
+    @property
+    def workers_seen(self) -> str:
+        """Sorted set worker id -> last heartbeat (ms, server clock); prunes dead workers."""
+        return f"{self.prefix}:workers:seen"
+
+    @property
+    def queues(self) -> str:
+        """Set of every queue name that has ever had a job submitted."""
+        return f"{self.prefix}:queues"

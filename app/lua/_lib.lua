@@ -1,0 +1,101 @@
+-- _lib.lua: shared by every Tide script; the loader pastes it where a script says --!include _lib.
+-- Every script is called with the same head, built once by app/scripts.py:
+-- KEYS[1] delayed zset      KEYS[2] events stream   KEYS[3] scheduled-count hash
+-- KEYS[4] queue-name set    KEYS[5] worker hash     KEYS[6] worker last-seen zset
+-- ARGV[1] job key prefix    ARGV[2] queue key prefix  ARGV[3] dead key prefix  ARGV[4] group
+-- ARGV[5] events maxlen     ARGV[6] dead maxlen       ARGV[7] result ttl (s)
+-- A script's own arguments start at ARGV[FIRST].
+local DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local JOB, QUEUE, DEAD, GROUP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local EVENTS_MAXLEN, DEAD_MAXLEN, RESULT_TTL = ARGV[5], ARGV[6], ARGV[7]
+local FIRST = 8
+
+-- milliseconds on the Redis server's clock: the only clock due times and timestamps use
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+
+local function fmt(ms)
+  return string.format('%.3f', ms)
+end
+
+local function emit(id, status, queue, tenant)
+  redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+    'job', id, 'status', status, 'queue', queue, 'tenant', tenant or '')
+end
+
+-- the fence: the entry is still in this consumer's pending list and the job's attempt
+-- counter still equals the token handed out when this lease began
+local function holds_lease(stream, eid, key, consumer, token)
+  if redis.call('HGET', key, 'attempts') ~= token then
+    return false
+  end
+  return #redis.call('XPENDING', stream, GROUP, eid, eid, 1, consumer) == 1
+end
+
+-- acked entries are deleted, so a queue stream holds only waiting and running work
+local function drop_entry(stream, eid)
+  redis.call('XACK', stream, GROUP, eid)
+  redis.call('XDEL', stream, eid)
+end
+
+local function terminate(key, id, status, queue, tenant, now, field, value)
+  if field then
+    redis.call('HSET', key, 'status', status, 'finished_at', fmt(now), field, value)
+  else
+    redis.call('HSET', key, 'status', status, 'finished_at', fmt(now))
+  end
+  redis.call('HDEL', key, 'entry', 'cancel')
+  redis.call('EXPIRE', key, RESULT_TTL)
+  emit(id, status, queue, tenant)
+end
+
+local function dead_letter(key, id, queue, tenant, err, attempts, now)
+  redis.call('XADD', DEAD .. queue, 'MAXLEN', '~', DEAD_MAXLEN, '*',
+    'job', id, 'error', err, 'attempts', attempts)
+  terminate(key, id, 'failed', queue, tenant, now, 'error', err)
+end
+
+local function schedule(key, id, queue, tenant, due)
+  redis.call('ZADD', DELAYED, due, id)
+  redis.call('HINCRBY', SCHEDULED, queue, 1)
+  emit(id, 'scheduled', queue, tenant)
+end
+
+local function enqueue(key, id, queue, tenant)
+  local eid = redis.call('XADD', QUEUE .. queue, '*', 'j', id)
+  redis.call('HSET', key, 'status', 'pending', 'entry', eid)
+  emit(id, 'pending', queue, tenant)
+  return eid
+end
+
+-- begin an attempt on an entry this consumer now holds. Returns what the worker needs to run
+-- it, or false when there is nothing to run (the job is gone, finished, cancelled, superseded
+-- by a newer entry, or out of attempts: then it is dead-lettered).
+local function start_job(stream, eid, id, queue, consumer, now)
+  local key = JOB .. id
+  local f = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'type', 'payload',
+    'timeout_s', 'tenant', 'entry', 'cancel')
+  if (f[1] ~= 'pending' and f[1] ~= 'running') or f[8] ~= eid then
+    drop_entry(stream, eid)
+    return false
+  end
+  if f[9] == '1' then -- cancel was asked while its last worker ran it, and that worker died
+    drop_entry(stream, eid)
+    terminate(key, id, 'cancelled', queue, f[7], now)
+    return false
+  end
+  local attempts = tonumber(f[2]) + 1
+  if attempts > tonumber(f[3]) then
+    drop_entry(stream, eid)
+    local err = '{"type":"LeaseExpired","message":"the worker running attempt ' .. f[2] ..
+      ' stopped without finishing and no attempts are left"}'
+    dead_letter(key, id, queue, f[7], err, f[2], now)
+    return false
+  end
+  redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_at', fmt(now),
+    'worker', consumer)
+  emit(id, 'running', queue, f[7])
+  return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3]}
+end

@@ -1,0 +1,38 @@
+-- stats.lua: per queue, what is waiting, running, scheduled and dead, read in one round trip.
+-- Waiting is XLEN - pending (acked entries are deleted), right even where XINFO's lag is null.
+-- ARGV[FIRST..] queue names
+-- Returns per queue {waiting, running, scheduled, dead, oldest waiting age in ms (-1: none)}
+--!include _lib
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i = FIRST, #ARGV do
+  local queue = ARGV[i]
+  local stream = QUEUE .. queue
+  local len = redis.call('XLEN', stream)
+  local pending, last = 0, '0-0'
+  if len > 0 then
+    local groups = redis.pcall('XINFO', 'GROUPS', stream)
+    if type(groups) == 'table' and not groups.err then
+      for _, g in ipairs(groups) do
+        local info = {}
+        for j = 1, #g, 2 do
+          info[g[j]] = g[j + 1]
+        end
+        if info['name'] == GROUP then
+          pending, last = info['pending'], info['last-delivered-id']
+        end
+      end
+    end
+  end
+  local age = -1
+  local first = redis.call('XRANGE', stream, '(' .. last, '+', 'COUNT', 1)
+  if first[1] then
+    local ms = tonumber(string.match(first[1][1], '^(%d+)'))
+    age = math.max(0, now - ms)
+  end
+  local scheduled = tonumber(redis.call('HGET', SCHEDULED, queue) or '0')
+  out[#out + 1] = {math.max(0, len - pending), pending, scheduled,
+    redis.call('XLEN', DEAD .. queue), age}
+end
+return out

@@ -1,0 +1,71 @@
+"""Loads Tide's Lua scripts and calls them with the head every script expects.
+
+Scripts live in ``app/lua/`` as one file per command; ``--!include NAME`` pastes a shared piece
+(``_lib.lua``) so nothing is copied between files. Each is registered once per client and runs as
+one ``EVALSHA``: atomic and one round trip. See ``_lib.lua`` for the KEYS/ARGV head.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from app.keys import GROUP, Keys
+from app.settings import CoreSettings
+
+_INCLUDE = re.compile(r"^--!include (\w+)$", re.MULTILINE)
+
+
+class Script(StrEnum):
+    SUBMIT = "submit"
+    START = "start"
+    CLAIM = "claim"
+    HEARTBEAT = "heartbeat"
+    FINISH = "finish"
+    RELEASE = "release"
+    CANCEL = "cancel"
+    MOVE_DUE = "move_due"
+    STATS = "stats"
+    REGISTER = "register"
+    PRUNE_CONSUMERS = "prune_consumers"
+
+
+@cache
+def source(name: str) -> str:
+    """The script's text with its includes resolved."""
+    text = resources.files("app.lua").joinpath(f"{name}.lua").read_text()
+    return _INCLUDE.sub(lambda m: source(m.group(1)), text)
+
+
+class Scripts:
+    """Every script registered on one client, called with the shared KEYS/ARGV head."""
+
+    def __init__(self, redis: Redis, keys: Keys, settings: CoreSettings) -> None:
+        self._keys = [
+            keys.delayed,
+            keys.events,
+            keys.scheduled_counts,
+            keys.queues,
+            keys.workers,
+            keys.workers_seen,
+        ]
+        self._head: list[str | int] = [
+            keys.job_prefix,
+            keys.queue_prefix,
+            keys.dead_prefix,
+            GROUP,
+            settings.events_maxlen,
+            settings.dead_maxlen,
+            settings.result_ttl_s,
+        ]
+        self._scripts = {name: redis.register_script(source(name)) for name in Script}
+
+    async def __call__(self, script: Script, args: list[Any], pipe: Pipeline | None = None) -> Any:
+        """Run ``script`` with ``args`` after the head; queued on ``pipe`` when one is given."""
+        return await self._scripts[script](keys=self._keys, args=[*self._head, *args], client=pipe)
