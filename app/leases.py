@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.keys import GROUP, Keys
-from app.scripts import Script, Scripts
+from app.scripts import Script, Scripts, pack
 from app.settings import CoreSettings
 
 BATCH = 500
@@ -129,8 +129,8 @@ class LeaseClient:
         """Begin attempts on freshly read entries (one script call per batch)."""
         leases: list[Lease] = []
         for batch in _batches(entries):
-            args = [self.consumer, *(v for triple in batch for v in triple)]
-            leases += [_lease(row) for row in await self.scripts(Script.START, args)]
+            rows = await self.scripts(Script.START, [self.consumer, pack(batch)])
+            leases += [_lease(row) for row in rows]
         return leases
 
     async def claim(self, queue: str, count: int, cursor: str = "0-0") -> Claimed:
@@ -143,7 +143,7 @@ class LeaseClient:
         """Extend leases still held; say which were lost and which were asked to cancel."""
         states: list[LeaseState] = []
         for batch in _batches(leases):
-            args = [self.consumer, *(v for lease in batch for v in lease.fence())]
+            args = [self.consumer, pack(lease.fence() for lease in batch)]
             states += [LeaseState(s) for s in await self.scripts(Script.HEARTBEAT, args)]
         return states
 
@@ -151,17 +151,16 @@ class LeaseClient:
         """Record outcomes, fenced; False where the lease was lost and the outcome discarded."""
         recorded: list[bool] = []
         for batch in _batches(results):
-            args: list[Any] = [self.consumer]
-            for r in batch:
-                args += [*r.lease.fence(), r.outcome.value, r.data, r.retry_delay_ms]
-            recorded += [bool(ok) for ok in await self.scripts(Script.FINISH, args)]
+            rows = ((*r.lease.fence(), r.outcome.value, r.data, r.retry_delay_ms) for r in batch)
+            replies = await self.scripts(Script.FINISH, [self.consumer, pack(rows)])
+            recorded += [bool(ok) for ok in replies]
         return recorded
 
     async def release(self, leases: Sequence[Lease]) -> int:
         """Hand leases back so that another worker's next reclaim takes them at once."""
         released = 0
         for batch in _batches(leases):
-            args = [self.consumer, self.lease_ms, *(v for lease in batch for v in lease.fence())]
+            args = [self.consumer, self.lease_ms, pack(lease.fence() for lease in batch)]
             released += int(await self.scripts(Script.RELEASE, args))
         return released
 

@@ -15,7 +15,7 @@ from ulid import ULID
 
 from app.keys import Keys
 from app.models import Job, JobSpec
-from app.scripts import Script, Scripts
+from app.scripts import Script, Scripts, pack
 from app.settings import CoreSettings
 
 SUBMIT_CHUNK = 500
@@ -56,12 +56,15 @@ class Queue:
         async with self.redis.pipeline(transaction=False) as pipe:
             for start in range(0, len(rows), SUBMIT_CHUNK):
                 chunk = rows[start : start + SUBMIT_CHUNK]
-                await self.scripts(Script.SUBMIT, [v for row in chunk for v in row], pipe)
+                await self.scripts(Script.SUBMIT, [pack(chunk)], pipe)
             replies = await pipe.execute()
         results = [reply for chunk_replies in replies for reply in chunk_replies]
         return [self._submitted(row, res) for row, res in zip(rows, results, strict=True)]
 
     def _submit_args(self, spec: JobSpec) -> list[Any]:
+        for name in (spec.type, spec.queue, spec.tenant, spec.id or ""):
+            if not name.isprintable():
+                raise ValueError(f"names must be printable text, got {name!r}")
         run_at_ms = spec.run_at.timestamp() * 1000 if spec.run_at else 0
         return [
             spec.id or str(ULID()),

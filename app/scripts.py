@@ -8,6 +8,7 @@ one ``EVALSHA``: atomic and one round trip. See ``_lib.lua`` for the KEYS/ARGV h
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
 from importlib import resources
@@ -41,6 +42,11 @@ def source(name: str) -> str:
     """The script's text with its includes resolved."""
     text = resources.files("app.lua").joinpath(f"{name}.lua").read_text()
     return _INCLUDE.sub(lambda m: source(m.group(1)), text)
+
+
+def pack(rows: Iterable[Iterable[object]]) -> str:
+    """A batch of records as the one argument the scripts split on newlines (see _lib.lua)."""
+    return "\n".join([str(value) for row in rows for value in row])
 
 
 class Scripts:

@@ -4,7 +4,9 @@
 -- KEYS[4] queue-name set    KEYS[5] worker hash     KEYS[6] worker last-seen zset
 -- ARGV[1] job key prefix    ARGV[2] queue key prefix  ARGV[3] dead key prefix  ARGV[4] group
 -- ARGV[5] events maxlen     ARGV[6] dead maxlen       ARGV[7] result ttl (s)
--- A script's own arguments start at ARGV[FIRST].
+-- A script's own arguments start at ARGV[FIRST]. A batch of records travels as ONE argument,
+-- fields joined by newlines (JSON is compact and names are checked, so no field holds one):
+-- the client then encodes one argument per call instead of several per job.
 local DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local JOB, QUEUE, DEAD, GROUP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local EVENTS_MAXLEN, DEAD_MAXLEN, RESULT_TTL = ARGV[5], ARGV[6], ARGV[7]
@@ -16,22 +18,53 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 end
 
+local function records(packed)
+  local out, i = {}, 1
+  while true do
+    local j = string.find(packed, '\n', i, true)
+    if not j then
+      out[#out + 1] = string.sub(packed, i)
+      return out
+    end
+    out[#out + 1] = string.sub(packed, i, j - 1)
+    i = j + 1
+  end
+end
+
 local function fmt(ms)
   return string.format('%.3f', ms)
 end
 
+-- status changes are collected and appended as ONE events-stream entry per script call:
+-- fields n (count) and changes (four fields per change: job id, status, queue, tenant).
+-- Every script that changes a status ends with `return done(reply)`.
+local changes = {}
 local function emit(id, status, queue, tenant)
-  redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-    'job', id, 'status', status, 'queue', queue, 'tenant', tenant or '')
+  local n = #changes
+  changes[n + 1], changes[n + 2], changes[n + 3], changes[n + 4] = id, status, queue, tenant or ''
 end
 
--- the fence: the entry is still in this consumer's pending list and the job's attempt
--- counter still equals the token handed out when this lease began
-local function holds_lease(stream, eid, key, consumer, token)
-  if redis.call('HGET', key, 'attempts') ~= token then
+local function done(reply)
+  if #changes > 0 then
+    redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+      'n', #changes / 4, 'changes', table.concat(changes, '\n'))
+  end
+  return reply
+end
+
+-- the fence: the lease still belongs to this consumer and this attempt. Every script that moves
+-- an entry to another owner or ends the attempt also changes the job record in the same atomic
+-- step: a transfer (XAUTOCLAIM in claim.lua, then start_job) sets 'worker' and bumps 'attempts';
+-- anything else leaves 'running' (finish, release, dead-letter, cancel on reclaim). So checking
+-- status, worker and attempts checks the pending list's owner without an XPENDING per job.
+-- Returns the job's {status, attempts, worker, tenant, max_attempts, cancel} when it holds.
+local function holds_lease(key, consumer, token)
+  local f = redis.call('HMGET', key, 'status', 'attempts', 'worker', 'tenant', 'max_attempts',
+    'cancel')
+  if f[1] ~= 'running' or f[2] ~= token or f[3] ~= consumer then
     return false
   end
-  return #redis.call('XPENDING', stream, GROUP, eid, eid, 1, consumer) == 1
+  return f
 end
 
 -- acked entries are deleted, so a queue stream holds only waiting and running work
@@ -46,7 +79,6 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
   else
     redis.call('HSET', key, 'status', status, 'finished_at', fmt(now))
   end
-  redis.call('HDEL', key, 'entry', 'cancel')
   redis.call('EXPIRE', key, RESULT_TTL)
   emit(id, status, queue, tenant)
 end
@@ -57,15 +89,15 @@ local function dead_letter(key, id, queue, tenant, err, attempts, now)
   terminate(key, id, 'failed', queue, tenant, now, 'error', err)
 end
 
-local function schedule(key, id, queue, tenant, due)
+local function schedule(id, queue, tenant, due)
   redis.call('ZADD', DELAYED, due, id)
   redis.call('HINCRBY', SCHEDULED, queue, 1)
   emit(id, 'scheduled', queue, tenant)
 end
 
-local function enqueue(key, id, queue, tenant)
+-- add the job's stream entry; the caller records status 'pending' and the entry id
+local function enqueue(id, queue, tenant)
   local eid = redis.call('XADD', QUEUE .. queue, '*', 'j', id)
-  redis.call('HSET', key, 'status', 'pending', 'entry', eid)
   emit(id, 'pending', queue, tenant)
   return eid
 end

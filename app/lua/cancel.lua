@@ -9,7 +9,7 @@ local key = JOB .. id
 local f = redis.call('HMGET', key, 'status', 'queue', 'tenant', 'entry')
 local status, queue = f[1], f[2]
 if not status or (tenant ~= '' and f[3] ~= tenant) then
-  return 'not_found'
+  return done('not_found')
 end
 if status == 'pending' then
   local stream = QUEUE .. queue
@@ -22,9 +22,9 @@ elseif status == 'scheduled' then
   redis.call('HINCRBY', SCHEDULED, queue, -1)
 elseif status == 'running' then
   redis.call('HSET', key, 'cancel', '1')
-  return 'cancelling'
+  return done('cancelling')
 else
-  return status
+  return done(status)
 end
 terminate(key, id, 'cancelled', queue, f[3], now_ms())
-return 'cancelled'
+return done('cancelled')

@@ -14,4 +14,4 @@ for _, entry in ipairs(r[2]) do
     out[#out + 1] = job
   end
 end
-return {r[1], out, r[3] or {}}
+return done({r[1], out, r[3] or {}})

@@ -1,5 +1,5 @@
 -- finish.lua: end attempts, fenced: record the outcome, ack and delete the entry.
--- ARGV[FIRST] consumer; then seven per attempt: queue, entry id, job id, token,
+-- ARGV[FIRST] consumer, +1 records of seven fields per attempt: queue, entry id, job id, token,
 --   outcome ('ok' | 'error' | 'cancelled'), data (result or error JSON),
 --   retry delay in ms (-1: the error is not retryable)
 -- An error with attempts left becomes 'scheduled' for a retry; otherwise 'failed' and dead-lettered.
@@ -7,29 +7,30 @@
 -- Returns per attempt 1 (recorded) or 0 (lease lost: the outcome was discarded).
 --!include _lib
 local consumer = ARGV[FIRST]
+local r = records(ARGV[FIRST + 1])
 local now = now_ms()
 local out = {}
-for i = FIRST + 1, #ARGV, 7 do
-  local queue, eid, id, token = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local outcome, data, delay = ARGV[i + 4], ARGV[i + 5], tonumber(ARGV[i + 6])
+for i = 1, #r, 7 do
+  local queue, eid, id, token = r[i], r[i + 1], r[i + 2], r[i + 3]
+  local outcome, data, delay = r[i + 4], r[i + 5], tonumber(r[i + 6])
   local stream, key = QUEUE .. queue, JOB .. id
-  if holds_lease(stream, eid, key, consumer, token) then
+  local f = holds_lease(key, consumer, token)
+  if f then
     drop_entry(stream, eid)
-    local f = redis.call('HMGET', key, 'tenant', 'max_attempts', 'cancel')
+    local tenant = f[4]
     if outcome == 'ok' then
-      terminate(key, id, 'succeeded', queue, f[1], now, 'result', data)
-    elseif outcome == 'cancelled' or f[3] == '1' then
-      terminate(key, id, 'cancelled', queue, f[1], now, 'error', data)
-    elseif delay >= 0 and tonumber(token) < tonumber(f[2]) then
+      terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
+    elseif outcome == 'cancelled' or f[6] == '1' then
+      terminate(key, id, 'cancelled', queue, tenant, now, 'error', data)
+    elseif delay >= 0 and tonumber(token) < tonumber(f[5]) then
       redis.call('HSET', key, 'status', 'scheduled', 'error', data, 'run_at', fmt(now + delay))
-      redis.call('HDEL', key, 'entry')
-      schedule(key, id, queue, f[1], now + delay)
+      schedule(id, queue, tenant, now + delay)
     else
-      dead_letter(key, id, queue, f[1], data, token, now)
+      dead_letter(key, id, queue, tenant, data, token, now)
     end
     out[#out + 1] = 1
   else
     out[#out + 1] = 0
   end
 end
-return out
+return done(out)

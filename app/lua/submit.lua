@@ -1,30 +1,35 @@
 -- submit.lua: create jobs and enqueue them, or schedule them when they are due later.
--- ARGV[FIRST..]: nine per job: id, tenant, queue, type, payload (JSON), max_attempts, timeout_s,
---   delay_ms, run_at_ms (absolute, server clock; 0 = use delay_ms)
+-- ARGV[FIRST]: records of nine fields per job: id, tenant, queue, type, payload (JSON),
+--   max_attempts, timeout_s, delay_ms, run_at_ms (absolute, server clock; 0 = use delay_ms)
 -- Returns per job {status, created_at, run_at or ''}, or {'exists'} when the id is taken.
 --!include _lib
 local now = now_ms()
-local out = {}
-for i = FIRST, #ARGV, 9 do
-  local id, tenant, queue = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+local created = fmt(now)
+local r = records(ARGV[FIRST])
+local out, seen = {}, {}
+for i = 1, #r, 9 do
+  local id, tenant, queue = r[i], r[i + 1], r[i + 2]
   local key = JOB .. id
   if redis.call('EXISTS', key) == 1 then
     out[#out + 1] = {'exists'}
   else
-    local run_at = tonumber(ARGV[i + 8])
-    local due = run_at > 0 and run_at or now + tonumber(ARGV[i + 7])
-    redis.call('HSET', key, 'id', id, 'tenant', tenant, 'queue', queue, 'type', ARGV[i + 3],
-      'payload', ARGV[i + 4], 'attempts', 0, 'max_attempts', ARGV[i + 5],
-      'timeout_s', ARGV[i + 6], 'created_at', fmt(now))
-    redis.call('SADD', QUEUES, queue)
-    if due > now then
-      redis.call('HSET', key, 'status', 'scheduled', 'run_at', fmt(due))
-      schedule(key, id, queue, tenant, due)
-      out[#out + 1] = {'scheduled', fmt(now), fmt(due)}
-    else
-      enqueue(key, id, queue, tenant)
-      out[#out + 1] = {'pending', fmt(now), ''}
+    if not seen[queue] then
+      redis.call('SADD', QUEUES, queue)
+      seen[queue] = true
     end
+    local run_at = tonumber(r[i + 8])
+    local due = run_at > 0 and run_at or now + tonumber(r[i + 7])
+    local status, field, value
+    if due > now then
+      status, field, value = 'scheduled', 'run_at', fmt(due)
+      schedule(id, queue, tenant, due)
+    else
+      status, field, value = 'pending', 'entry', enqueue(id, queue, tenant)
+    end
+    redis.call('HSET', key, 'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
+      'payload', r[i + 4], 'attempts', 0, 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],
+      'created_at', created, 'status', status, field, value)
+    out[#out + 1] = {status, created, status == 'scheduled' and value or ''}
   end
 end
-return out
+return done(out)

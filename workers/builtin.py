@@ -1,0 +1,54 @@
+"""Built-in tasks, always registered: used by ``tide dev --demo``, the benchmark and the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from workers.tasks import Context, task
+
+
+class SleepPayload(BaseModel):
+    seconds: float = Field(default=1.0, ge=0, le=3600)
+
+
+class FailPayload(BaseModel):
+    message: str = "failed on purpose"
+
+
+class CpuPayload(BaseModel):
+    ms: float = Field(default=100.0, ge=0, le=600_000)
+
+
+@task
+async def noop(ctx: Context, payload: Any) -> None:
+    """Does nothing: measures the queue itself."""
+
+
+@task
+async def echo(ctx: Context, payload: Any) -> Any:
+    return payload
+
+
+@task
+async def sleep(ctx: Context, payload: SleepPayload) -> dict[str, float]:
+    await asyncio.sleep(payload.seconds)
+    return {"slept": payload.seconds}
+
+
+@task
+async def fail(ctx: Context, payload: FailPayload) -> None:
+    raise RuntimeError(payload.message)
+
+
+@task
+def cpu(ctx: Context, payload: CpuPayload) -> dict[str, float]:
+    """Busy work in the thread pool, like a real CPU-bound handler."""
+    end = time.perf_counter() + payload.ms / 1000
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return {"ms": payload.ms, "loops": n}

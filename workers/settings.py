@@ -1,0 +1,24 @@
+"""Settings of a worker process (``tide worker``), from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from app.settings import CoreSettings
+
+
+class WorkerSettings(CoreSettings):
+    worker_concurrency: int = Field(default=5, ge=1, le=10_000)
+    queues: str = Field(default="default", description="comma-separated, leased first to last")
+    tasks_module: str | None = None
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    reclaim_interval_s: float = Field(default=2.0, gt=0)
+
+    @property
+    def queue_list(self) -> list[str]:
+        return [q.strip() for q in self.queues.split(",") if q.strip()]
+
+    @property
+    def heartbeat_interval_s(self) -> float:
+        """Leases are extended three times per lease period, so one late beat loses nothing."""
+        return self.lease_timeout_s / 3

@@ -1,0 +1,112 @@
+"""Task registration: how user code tells Tide which function runs which job type.
+
+    from workers import Context, task
+
+    @task
+    async def resize(ctx: Context, payload: ResizeRequest) -> dict: ...
+
+A task is an ``async def`` or a plain ``def`` (run in a thread pool) taking a context and the
+payload. When the payload parameter is annotated with a pydantic model the payload is validated
+first, and a validation failure is not retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import typing
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, overload
+
+from pydantic import BaseModel, ValidationError
+from redis.asyncio import Redis
+
+from app.errors import NonRetryable
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a running task knows about its job and its worker."""
+
+    job_id: str
+    type: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    redis: Redis
+
+
+TaskFn = Callable[[Context, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    name: str
+    fn: TaskFn
+    is_async: bool
+    payload_model: type[BaseModel] | None
+
+    def parse(self, payload: Any) -> Any:
+        """The payload as the task expects it; NonRetryable when it does not validate."""
+        if self.payload_model is None:
+            return payload
+        try:
+            return self.payload_model.model_validate(payload)
+        except ValidationError as exc:
+            model = self.payload_model.__name__
+            raise NonRetryable(f"payload does not match {model}: {exc}") from exc
+
+    async def call(self, ctx: Context, payload: Any) -> Any:
+        if self.is_async:
+            return await self.fn(ctx, payload)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(self.fn, ctx, payload))
+
+
+def _payload_model(fn: TaskFn) -> type[BaseModel] | None:
+    params = list(inspect.signature(fn).parameters)
+    if len(params) < 2:
+        raise TypeError(f"task {fn.__name__} must take (ctx, payload)")
+    hint = typing.get_type_hints(fn).get(params[1])
+    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+
+
+class TaskRegistry:
+    """Job type name -> task. Workers use the module-level :data:`registry`."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+
+    @overload
+    def task(self, fn: TaskFn, /) -> TaskFn: ...
+    @overload
+    def task(
+        self, fn: None = None, /, *, name: str | None = None
+    ) -> Callable[[TaskFn], TaskFn]: ...
+
+    def task(
+        self, fn: TaskFn | None = None, /, *, name: str | None = None
+    ) -> TaskFn | Callable[[TaskFn], TaskFn]:
+        """Register ``fn`` under ``name`` (default: the function's name). Returns ``fn``."""
+
+        def register(fn: TaskFn) -> TaskFn:
+            key = name or fn.__name__
+            if key in self._tasks and self._tasks[key].fn is not fn:
+                raise ValueError(f"task {key!r} is already registered")
+            self._tasks[key] = Task(key, fn, inspect.iscoroutinefunction(fn), _payload_model(fn))
+            return fn
+
+        return register(fn) if fn is not None else register
+
+    def get(self, name: str) -> Task | None:
+        return self._tasks.get(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._tasks))
+
+
+registry = TaskRegistry()
+task = registry.task
