@@ -5,6 +5,7 @@ Every state change is one Lua script (``app/lua``); a batch of submissions is on
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,13 +15,14 @@ from redis.asyncio import Redis
 from ulid import ULID
 
 from app.keys import Keys
-from app.models import Job, JobSpec
+from app.models import Job, JobSpec, JobStatus
 from app.scripts import Script, Scripts, pack
 from app.settings import CoreSettings
 
 SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one
 call never holds Redis for long."""
+SUBMIT_IN_FLIGHT = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +53,22 @@ class Queue:
         return (await self.submit_many([spec]))[0]
 
     async def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
-        """Create the jobs, pending or scheduled. Large batches go in chunks, pipelined."""
-        rows = [self._submit_args(spec) for spec in specs]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(rows), SUBMIT_CHUNK):
-                chunk = rows[start : start + SUBMIT_CHUNK]
-                await self.scripts(Script.SUBMIT, [pack(chunk)], pipe)
-            replies = await pipe.execute()
-        results = [reply for chunk_replies in replies for reply in chunk_replies]
-        return [self._submitted(row, res) for row, res in zip(rows, results, strict=True)]
+        """Create the jobs, pending or scheduled, one script call per chunk of 500.
+
+        A few chunks are in flight at once, so the next is encoded while Redis runs the last.
+        Each chunk is atomic; a batch larger than one chunk is not.
+        """
+        chunks = [specs[i : i + SUBMIT_CHUNK] for i in range(0, len(specs), SUBMIT_CHUNK)]
+        in_flight = asyncio.Semaphore(SUBMIT_IN_FLIGHT)
+
+        async def submit_chunk(chunk: Sequence[JobSpec]) -> list[Job]:
+            async with in_flight:
+                rows = [self._submit_args(spec) for spec in chunk]
+                replies = await self.scripts(Script.SUBMIT, [pack(rows)])
+            return [_submitted(*row) for row in zip(chunk, rows, replies, strict=True)]
+
+        results = await asyncio.gather(*(submit_chunk(chunk) for chunk in chunks))
+        return [job for chunk_jobs in results for job in chunk_jobs]
 
     def _submit_args(self, spec: JobSpec) -> list[Any]:
         for name in (spec.type, spec.queue, spec.tenant, spec.id or ""):
@@ -77,25 +86,6 @@ class Queue:
             int(spec.delay_s * 1000),
             run_at_ms,
         ]
-
-    @staticmethod
-    def _submitted(row: list[Any], reply: list[str]) -> Job:
-        if reply[0] == "exists":
-            raise ValueError(f"job id {row[0]} is already taken")
-        return Job.from_hash(
-            {
-                "id": row[0],
-                "tenant": row[1],
-                "queue": row[2],
-                "type": row[3],
-                "payload": row[4],
-                "max_attempts": str(row[5]),
-                "timeout_s": str(row[6]),
-                "status": reply[0],
-                "created_at": reply[1],
-                **({"run_at": reply[2]} if reply[2] else {}),
-            }
-        )
 
     async def get(self, job_id: str) -> Job | None:
         fields: Any = await self.redis.hgetall(self.keys.job(job_id))
@@ -141,3 +131,21 @@ class Queue:
             }
             for eid, f in entries
         ]
+
+
+def _submitted(spec: JobSpec, row: list[Any], reply: list[str]) -> Job:
+    if reply[0] == "exists":
+        raise ValueError(f"job id {row[0]} is already taken")
+    return Job(
+        id=row[0],
+        tenant=spec.tenant,
+        queue=spec.queue,
+        type=spec.type,
+        payload=spec.payload,
+        status=JobStatus(reply[0]),
+        attempts=0,
+        max_attempts=row[5],
+        timeout_s=row[6],
+        created_at=reply[1],
+        run_at=reply[2] or None,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from app import loop
 from app.logging import configure_logging
 from app.redis_client import connect
 from workers.settings import WorkerSettings
@@ -81,5 +82,5 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(parse_args(argv))
     configure_logging(settings.log_level)
     load_tasks(settings.tasks_module)
-    asyncio.run(serve(settings))
+    loop.run(serve(settings))
     return 0

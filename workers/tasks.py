@@ -70,7 +70,13 @@ def _payload_model(fn: TaskFn) -> type[BaseModel] | None:
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
         raise TypeError(f"task {fn.__name__} must take (ctx, payload)")
-    hint = typing.get_type_hints(fn).get(params[1])
+    try:
+        hint = typing.get_type_hints(fn).get(params[1])
+    except NameError as exc:
+        raise TypeError(
+            f"cannot resolve the annotations of task {fn.__name__} ({exc}): define payload "
+            "models at module level"
+        ) from exc
     return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
 
 

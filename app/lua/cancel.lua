@@ -13,8 +13,10 @@ if not status or (tenant ~= '' and f[3] ~= tenant) then
 end
 if status == 'pending' then
   local stream = QUEUE .. queue
-  -- an entry already read by a worker stays: its start sees 'cancelled' and drops it
-  if f[4] and #redis.call('XPENDING', stream, GROUP, f[4], f[4], 1) == 0 then
+  -- an entry already read by a worker stays: its start sees 'cancelled' and drops it.
+  -- With no group yet (an error reply) nothing was ever read.
+  local read = redis.pcall('XPENDING', stream, GROUP, f[4], f[4], 1)
+  if read.err or #read == 0 then
     redis.call('XDEL', stream, f[4])
   end
 elseif status == 'scheduled' then
