@@ -100,6 +100,8 @@ class LeaseClient:
         Returns (queue, entry id, job id) triples, now in this consumer's pending list.
         """
         got: list[tuple[str, str, str]] = []
+        if free <= 0:
+            return got
         if len(queues) > 1:
             for name in queues:
                 if len(got) >= free:

@@ -82,5 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_from(parse_args(argv))
     configure_logging(settings.log_level)
     load_tasks(settings.tasks_module)
-    loop.run(serve(settings))
+    try:
+        loop.run(serve(settings))
+    except Exception:
+        # Leases of what was running time out and other workers take the jobs over.
+        log.exception("worker.crashed")
+        return 1
     return 0

@@ -236,7 +236,9 @@ class Worker:
 
     async def _lease_new(self) -> None:
         async with self._lease_lock:
-            free = self._free
+            free = self._free  # the reclaim loop may have taken the last slot meanwhile
+            if free <= 0:
+                return
             entries = await self.leases.read(self.queues, free, READ_BLOCK_MS)
             if entries:
                 self._spawn(await self.leases.start(entries))
@@ -320,6 +322,14 @@ class Worker:
                     )
                 elif result.outcome is Outcome.ERROR:
                     self.counters.failed += 1
+                    self.log.warning(
+                        "job.attempt_failed",
+                        job=result.lease.job_id,
+                        type=result.lease.type,
+                        attempt=result.lease.attempt,
+                        max_attempts=result.lease.max_attempts,
+                        error=result.data,
+                    )
             self.counters.processed += len(batch)
             if self._done:
                 self._done_ready.set()

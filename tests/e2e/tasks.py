@@ -1,0 +1,24 @@
+"""Tasks for worker processes started by the end-to-end tests (``--tasks tests.e2e.tasks``)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from workers import Context, task
+
+RUNS = "tide-test:runs"
+"""Hash job id -> how many times a handler started on it (a test-only key, outside the prefix)."""
+
+
+@task
+async def tracked(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """Counts its runs, sleeps ``seconds`` (``first_seconds`` on attempt 1), names its worker."""
+    await ctx.redis.hincrby(RUNS, ctx.job_id, 1)
+    seconds = (
+        payload.get("first_seconds", payload.get("seconds", 0))
+        if ctx.attempt == 1
+        else (payload.get("seconds", 0))
+    )
+    await asyncio.sleep(seconds)
+    return {"worker": ctx.worker_id, "attempt": ctx.attempt}
