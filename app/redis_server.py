@@ -29,7 +29,9 @@ class RedisServer:
     :meth:`start` again simulate a crash and restart (with AOF, data survives).
     """
 
-    def __init__(self, port: int | None = None, appendonly: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, appendonly: bool = False, own_process_group: bool = False
+    ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisServerUnavailable(
@@ -38,6 +40,9 @@ class RedisServer:
         self.binary = binary
         self.port = port or free_port()
         self.appendonly = appendonly
+        # own group: a Ctrl-C at the terminal reaches only the parent, which stops this server
+        # after everything that still needs it (``tide dev``'s draining workers)
+        self.own_process_group = own_process_group
         self.dir = Path(tempfile.mkdtemp(prefix="tide-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -55,7 +60,12 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always",
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            process_group=0 if self.own_process_group else None,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -88,7 +98,11 @@ class RedisServer:
             self.proc = None
 
     def __enter__(self) -> RedisServer:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
 
     def __exit__(
         self,

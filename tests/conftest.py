@@ -48,7 +48,7 @@ async def fake_redis() -> AsyncIterator[Redis]:
 
 
 @pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.redis)])
-async def any_redis(request: pytest.FixtureRequest) -> Redis:
+def any_redis(request: pytest.FixtureRequest) -> Redis:
     """Runs a test twice: on fakeredis and on a real redis-server."""
     name = "fake_redis" if request.param == "fakeredis" else "real_redis"
     client: Redis = request.getfixturevalue(name)

@@ -118,7 +118,9 @@ class Worker:
 
     async def run(self) -> None:
         """Run until :meth:`request_stop`, then drain, release what is left and deregister."""
-        await self._until_redis(self._setup)
+        if not await self._until_redis(self._setup):
+            self.log.info("worker.stopped", note="stopped before Redis could be reached")
+            return
         self.log.info(
             "worker.started",
             queues=self.queues,
@@ -178,15 +180,19 @@ class Worker:
 
     # -- loops -----------------------------------------------------------------------------
 
-    async def _until_redis(self, step: Callable[[], Awaitable[None]]) -> None:
+    async def _until_redis(self, step: Callable[[], Awaitable[None]]) -> bool:
+        """Retry ``step`` through a Redis outage; False if asked to stop before it succeeded."""
         backoff = Backoff()
-        while True:
+        while not self._stopping.is_set():
             try:
-                return await step()
+                await step()
+                return True
             except OUTAGE as exc:
                 wait = backoff.next()
                 self.log.warning("redis.unreachable", error=str(exc), retry_in_s=wait)
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+        return False
 
     async def _loop(
         self, step: Callable[[], Awaitable[float | None]], interval: float, until: asyncio.Event

@@ -199,7 +199,7 @@ async def test_cancelled_running_job_stops_within_a_heartbeat(
         assert await queue.cancel(job.id) == "cancelling"
         asked = time.monotonic()
         (done,) = await wait_terminal(queue, [job.id], timeout_s=5)
-    assert time.monotonic() - asked < 1.0  # heartbeat every lease/3 = 0.33 s
+    assert time.monotonic() - asked < 1.5  # heartbeats come every lease/3 = 0.33 s
     assert stopped.is_set()
     assert done.status is JobStatus.CANCELLED
     assert done.attempts == 1

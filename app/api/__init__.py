@@ -1,0 +1,59 @@
+"""The HTTP API: ``create_app(settings)`` builds the aiohttp application, ``start`` serves it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from app.api import health, jobs
+from app.api.middleware import error_middleware, log_middleware
+from app.api.state import QUEUE, SETTINGS
+from app.queue import Queue
+from app.redis_client import connect
+from app.settings import ApiSettings
+
+__all__ = ["QUEUE", "SETTINGS", "create_app", "start"]
+
+
+def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Application:
+    """The API application. Without ``queue`` it connects to ``settings.redis_url`` on startup
+    and closes that client on cleanup; a given ``queue`` is the caller's to close."""
+    app = web.Application(
+        middlewares=[log_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    if queue is not None:
+        app[QUEUE] = queue
+    else:
+        app.cleanup_ctx.append(_own_queue)
+    health.add_routes(app)
+    jobs.add_routes(app)
+    return app
+
+
+async def _own_queue(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    redis = connect(settings.redis_url)
+    app[QUEUE] = Queue(redis, settings)
+    yield
+    await redis.aclose()
+
+
+async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Start serving ``app``; the caller awaits ``runner.cleanup()`` to stop.
+
+    ``port`` 0 picks a free port: read it back from ``runner.addresses``.
+    """
+    settings = app[SETTINGS]
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=settings.shutdown_grace_s, handle_signals=False
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner

@@ -1,0 +1,120 @@
+"""The two middlewares every request passes: one log line, and one error shape.
+
+Handlers raise; nothing else turns an exception into a response. The mapping:
+
+- :class:`~app.api.responses.ApiError` → its own status and code
+- aiohttp's HTTP errors (unknown route, wrong method, body too large) → their status
+- :mod:`app.errors` → 404 / 409 / 422 (see ``TIDE_ERROR_STATUS``)
+- Redis unreachable → 503 ``redis_unavailable``
+- anything else → 500 ``internal_error``, logged with its traceback, never shown to the client
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from http import HTTPStatus
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.api.responses import ApiError, error_response
+from app.errors import InvalidRequest, JobConflict, JobNotFound, TideError
+
+log = structlog.get_logger("tide.api")
+
+TIDE_ERROR_STATUS: dict[type[TideError], int] = {
+    JobNotFound: 404,
+    JobConflict: 409,
+    InvalidRequest: 422,
+}
+"""HTTP status of each :mod:`app.errors` class a handler may let through (subclasses included)."""
+
+_QUIET_PATHS = frozenset({"/health"})
+"""Polled by load balancers every few seconds: logged at debug, not info."""
+
+
+def _snake(phrase: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", phrase.lower()).strip("_")
+
+
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Response:
+    status = exc.status
+    headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+    if status == 404:
+        return error_response(404, "not_found", f"no route for {request.method} {request.path}")
+    if status == 405:
+        message = f"{request.method} is not allowed on {request.path}"
+        return error_response(405, "method_not_allowed", message, headers=headers)
+    if status == 413:
+        message = f"request body is larger than {request.client_max_size} bytes"
+        return error_response(413, "payload_too_large", message)
+    try:
+        code = _snake(HTTPStatus(status).phrase)
+    except ValueError:
+        code = "http_error"
+    return error_response(status, code, exc.reason, headers=headers)
+
+
+def _tide_status(exc: TideError) -> int | None:
+    for cls, status in TIDE_ERROR_STATUS.items():
+        if isinstance(exc, cls):
+            return status
+    return None
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turns every failure into ``{"error": {...}}`` with the right status."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:  # redirects and the like are answers, not errors
+            raise
+        return _from_http_exception(request, exc)
+    except TideError as exc:
+        status = _tide_status(exc)
+        if status is not None:
+            return error_response(status, exc.code, str(exc) or exc.code)
+        log.exception("api.unmapped_error", method=request.method, path=request.path)
+        return error_response(500, "internal_error", "internal server error")
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning(
+            "api.redis_unavailable", method=request.method, path=request.path, error=str(exc)
+        )
+        return error_response(
+            503,
+            "redis_unavailable",
+            "the job store (Redis) is not reachable; try again shortly",
+            headers={"Retry-After": "1"},
+        )
+    except Exception:
+        log.exception("api.unhandled_error", method=request.method, path=request.path)
+        return error_response(500, "internal_error", "internal server error")
+
+
+@web.middleware
+async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One structured line per request, after the error middleware has settled the status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer
+        raise
+    finally:
+        ms = round((time.perf_counter() - started) * 1000, 2)
+        emit = log.debug if request.path in _QUIET_PATHS else log.info
+        emit("api.request", method=request.method, path=request.path, status=status, ms=ms)

@@ -1,0 +1,49 @@
+"""JSON responses and the one error shape every endpoint answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    """A response whose body is encoded with orjson (fast, and ISO 8601 for datetimes)."""
+    return web.Response(
+        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
+    )
+
+
+class ApiError(Exception):
+    """An error that already knows its HTTP status and JSON code; the middleware renders it."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """``{"error": {"code", "message", "details"}}`` with ``status``."""
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return json_response(body, status=status, headers=headers)

@@ -1,0 +1,74 @@
+"""Request bodies the API accepts, validated by pydantic; unknown fields are rejected.
+
+Numbers are strict (``"3"`` and ``true`` are not numbers), so a client bug shows up as a 422 instead
+of a job that does something other than what was meant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from app.models import JobSpec
+
+MAX_DELAY_S = 366 * 86_400
+"""A year and a day: further out is almost surely a unit mistake (ms sent as s)."""
+
+QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+StrictSeconds = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class SubmitJob(BaseModel):
+    """Body of ``POST /v1/jobs``. ``delay_s`` and ``run_at`` are mutually exclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str = Field(min_length=1, max_length=200, description="Task name the worker runs.")
+    payload: JsonValue = Field(default=None, description="Any JSON value, given to the task.")
+    queue: str = Field(default="default", pattern=QUEUE_PATTERN)
+    max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)
+    timeout_s: StrictSeconds | None = Field(default=None, gt=0, le=86_400)
+    delay_s: StrictSeconds | None = Field(default=None, ge=0, le=MAX_DELAY_S)
+    run_at: AwareDatetime | None = Field(
+        default=None, description="ISO 8601 with a UTC offset, e.g. 2030-01-01T00:00:00Z."
+    )
+
+    @field_validator("run_at", mode="before")
+    @classmethod
+    def _run_at_is_text(cls, value: Any) -> Any:
+        # pydantic would read a bare number as a Unix time; the contract says ISO 8601
+        if value is not None and not isinstance(value, str):
+            raise ValueError("run_at must be an ISO 8601 string")
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> SubmitJob:
+        if self.delay_s is not None and self.run_at is not None:
+            raise ValueError("give delay_s or run_at, not both")
+        return self
+
+    def to_spec(self, tenant: str) -> JobSpec:
+        """The queue's view of this request, owned by ``tenant``."""
+        run_at: datetime | None = self.run_at
+        return JobSpec(
+            type=self.type,
+            payload=self.payload,
+            queue=self.queue,
+            tenant=tenant,
+            max_attempts=self.max_attempts,
+            timeout_s=self.timeout_s,
+            delay_s=self.delay_s or 0.0,
+            run_at=run_at,
+        )

@@ -1,0 +1,292 @@
+"""``tide bench``: how fast Tide enqueues, processes and answers on this machine, and what a job
+costs Redis. Hermetic by default (a private redis-server); ``--redis-url`` uses an existing one
+under a throw-away key prefix, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from contextlib import AsyncExitStack, ExitStack
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from tqdm import tqdm
+
+from app import loop
+from app.fleet import WorkerFleet, worker_command
+from app.logging import configure_logging
+from app.models import JobSpec, JobStatus
+from app.queue import Queue
+from app.redis_client import connect
+from app.redis_server import RedisServer, RedisServerUnavailable
+from app.settings import CoreSettings
+
+log = structlog.get_logger("tide.bench")
+
+QUEUE = "bench"
+POLL_S = 0.05
+STALL_S = 60.0
+"""No job finished for this long: something is broken, so fail rather than wait forever."""
+WORKER_STOP_S = 15.0
+READ_CHUNK = 1000
+LATENCY_PACE_S = 0.005
+FIELDS = ("status", "created_at", "started_at", "finished_at")
+
+
+class BenchError(RuntimeError):
+    """The bench could not complete: a worker died or the jobs stalled."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Options:
+    jobs: int
+    workers: int
+    concurrency: int
+    latency_jobs: int
+    redis_url: str | None
+    json: bool
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figures:
+    """What ``--json`` prints. Rates are per second; times in ms on the Redis server's clock."""
+
+    jobs: int
+    workers: int
+    concurrency: int
+    latency_jobs: int
+    enqueue_per_s: float
+    process_per_s: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    redis_bytes_per_job: float
+    succeeded: int
+    latency_succeeded: int
+    stream_len_after: int
+    redis_version: str
+    redis: str
+    key_prefix: str
+
+    @property
+    def ok(self) -> bool:
+        all_ran = (self.succeeded, self.latency_succeeded) == (self.jobs, self.latency_jobs)
+        return all_ran and self.stream_len_after == 0
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="tide bench",
+        description="Measure enqueue and processing throughput, latency and Redis memory per job "
+        "with noop jobs. Starts a private redis-server unless --redis-url is given.",
+    )
+    parser.add_argument("--jobs", type=_positive, default=20_000, help="jobs to process (20000)")
+    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (1)")
+    parser.add_argument("--concurrency", type=_positive, default=200, help="jobs per worker (200)")
+    parser.add_argument("--latency-jobs", type=_positive, default=300, help="jobs one by one (300)")
+    parser.add_argument("--redis-url", help="an existing Redis to use (REDIS_URL is ignored)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return Options(**vars(parser.parse_args(argv)))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the bench: 0 when every job succeeded and the queue stream ended empty, else 1."""
+    options = parse_args(argv)
+    configure_logging(CoreSettings().log_level)
+    try:
+        with ExitStack() as stack:
+            url = options.redis_url
+            if url is None:
+                # own process group: a Ctrl-C must not stop Redis while the workers still drain
+                url = stack.enter_context(RedisServer(own_process_group=True)).url
+                log.info("private redis-server", url=url)
+            figures = loop.run(_bench(options, url))
+    except (BenchError, RedisServerUnavailable, RedisError, OSError) as exc:
+        log.error("bench failed", error=str(exc))
+        return 1
+    except KeyboardInterrupt:  # before the loop's own handlers were in place
+        figures = None
+    if figures is None:
+        return 130  # interrupted; everything it started has been stopped
+    print(orjson.dumps(dataclasses.asdict(figures)).decode() if options.json else _table(figures))
+    return 0 if figures.ok else 1
+
+
+async def _bench(options: Options, url: str) -> Figures | None:
+    """The phases, with the workers stopped and the keys deleted whatever happens.
+
+    SIGINT and SIGTERM cancel the run (then ``None``); later signals wait for the cleanup.
+    """
+    task = asyncio.current_task()
+    assert task is not None
+    interrupted = False
+
+    def on_signal() -> None:
+        nonlocal interrupted
+        if not interrupted:
+            interrupted = True
+            log.warning("interrupted: cleaning up", within_s=WORKER_STOP_S)
+            task.cancel()
+
+    event_loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        event_loop.add_signal_handler(sig, on_signal)
+    try:
+        async with AsyncExitStack() as stack:
+            prefix = f"{{bench-{os.urandom(4).hex()}}}"
+            redis = connect(url)
+            stack.push_async_callback(redis.aclose)
+            if options.redis_url:
+                stack.push_async_callback(_delete_prefix, redis, prefix)
+            env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": prefix, "LOG_LEVEL": "warning"}
+            command = worker_command(options.concurrency, QUEUE)
+            workers = WorkerFleet(options.workers, command, env, stop_timeout_s=WORKER_STOP_S)
+            stack.push_async_callback(workers.stop)
+            queue = Queue(redis, CoreSettings(redis_url=url, key_prefix=prefix))
+            return await _phases(options, queue, workers)
+    except asyncio.CancelledError:
+        if not interrupted:
+            raise
+        task.uncancel()
+        return None
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            event_loop.remove_signal_handler(sig)
+
+
+async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figures:
+    redis, n = queue.redis, options.jobs
+    memory_before = (await _info(redis, "memory"))["used_memory"]
+    specs = [JobSpec(type="noop", queue=QUEUE) for _ in range(n)]
+    log.info("enqueue", jobs=n)
+    started = time.perf_counter()
+    jobs = await queue.submit_many(specs)
+    enqueue_s = time.perf_counter() - started
+
+    log.info("process", workers=options.workers, concurrency=options.concurrency)
+    await workers.start()
+    await _wait_done(queue, workers, n, progress=True)
+    memory_after = (await _info(redis, "memory"))["used_memory"]
+    rows = await _read_jobs(queue, [job.id for job in jobs])
+    first_start = min((float(r[2]) for r in rows if r[2]), default=0.0)
+    last_finish = max((float(r[3]) for r in rows if r[3]), default=0.0)
+
+    log.info("latency", jobs=options.latency_jobs)
+    ids = []
+    for _ in range(options.latency_jobs):
+        ids.append((await queue.submit(JobSpec(type="noop", queue=QUEUE))).id)
+        await asyncio.sleep(LATENCY_PACE_S)
+    await _wait_done(queue, workers, len(ids), progress=False)
+    latency_rows = await _read_jobs(queue, ids)
+    latencies = sorted(float(r[3]) - float(r[1]) for r in latency_rows if r[1] and r[3])
+    if not latencies:
+        raise BenchError("no latency job has a finish time")
+
+    return Figures(
+        jobs=n,
+        workers=options.workers,
+        concurrency=options.concurrency,
+        latency_jobs=options.latency_jobs,
+        enqueue_per_s=round(n / enqueue_s, 1),
+        process_per_s=round(n / max(last_finish - first_start, 1.0) * 1000, 1),
+        latency_p50_ms=round(_percentile(latencies, 50), 3),
+        latency_p99_ms=round(_percentile(latencies, 99), 3),
+        latency_max_ms=round(latencies[-1], 3),
+        redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
+        succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in rows),
+        latency_succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in latency_rows),
+        stream_len_after=int(await redis.xlen(queue.keys.queue(QUEUE))),
+        redis_version=str((await _info(redis, "server"))["redis_version"]),
+        redis="external" if options.redis_url else "private redis-server",
+        key_prefix=queue.keys.prefix,
+    )
+
+
+async def _wait_done(queue: Queue, workers: WorkerFleet, total: int, progress: bool) -> None:
+    """Poll until nothing in the queue is waiting, running or scheduled; fail, rather than
+    hang, when a worker exits or nothing finishes for ``STALL_S``."""
+    done, last_progress = 0, time.monotonic()
+    # disable=None: no bar when stderr is not a terminal (CI logs, tests)
+    with tqdm(total=total, unit="job", file=sys.stderr, disable=None if progress else True) as bar:
+        while True:
+            (stats,) = await queue.stats([QUEUE])
+            left = stats.waiting + stats.running + stats.scheduled
+            if total - left > done:
+                bar.update(total - left - done)
+                done, last_progress = total - left, time.monotonic()
+            if left == 0:
+                return
+            if dead := workers.exited():
+                raise BenchError(f"worker processes exited early: {dead}")
+            if time.monotonic() - last_progress > STALL_S:
+                raise BenchError(f"no job finished for {STALL_S:.0f} s; {left} left")
+            await asyncio.sleep(POLL_S)
+
+
+async def _read_jobs(queue: Queue, ids: list[str]) -> list[list[str | None]]:
+    """``FIELDS`` of each job, pipelined in chunks."""
+    rows: list[list[str | None]] = []
+    for start in range(0, len(ids), READ_CHUNK):
+        async with queue.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids[start : start + READ_CHUNK]:
+                pipe.hmget(queue.keys.job(job_id), FIELDS)
+            rows.extend(await pipe.execute())
+    return rows
+
+
+async def _info(redis: Redis, section: str) -> dict[str, Any]:
+    info: dict[str, Any] = await redis.info(section)
+    return info
+
+
+def _percentile(ordered: list[float], pct: float) -> float:
+    """Nearest rank: always a latency that was measured."""
+    return ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1]
+
+
+async def _delete_prefix(redis: Redis, prefix: str) -> None:
+    """Leave a shared Redis as it was: every key under the bench's prefix goes."""
+    batch: list[str] = []
+    deleted = 0
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        batch.append(key)
+        if len(batch) >= READ_CHUNK:
+            deleted += await redis.unlink(*batch)
+            batch = []
+    if batch:
+        deleted += await redis.unlink(*batch)
+    log.info("bench keys deleted", prefix=prefix, keys=deleted)
+
+
+def _table(f: Figures) -> str:
+    rows = [
+        ("jobs", f"{f.jobs} noop; {f.workers} worker(s) x {f.concurrency} concurrency"),
+        ("enqueue", f"{f.enqueue_per_s:,.0f} jobs/s  (submit_many, no workers running)"),
+        ("process", f"{f.process_per_s:,.0f} jobs/s  (first start to last finish)"),
+        ("latency p50", f"{f.latency_p50_ms:.2f} ms  ({f.latency_jobs} jobs, one at a time)"),
+        ("latency p99", f"{f.latency_p99_ms:.2f} ms"),
+        ("latency max", f"{f.latency_max_ms:.2f} ms"),
+        ("redis memory", f"{f.redis_bytes_per_job:,.0f} bytes per finished job"),
+        ("succeeded", f"{f.succeeded} / {f.jobs}  (latency jobs: {f.latency_succeeded})"),
+        ("stream after", f"{f.stream_len_after} entries"),
+        ("result", "OK" if f.ok else "FAILED"),
+    ]
+    head = f"Tide bench: Redis {f.redis_version} ({f.redis}, key prefix {f.key_prefix})"
+    return "\n".join([head, *(f"  {name:<14}{value}" for name, value in rows)])

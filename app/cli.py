@@ -1,0 +1,138 @@
+"""The ``tide`` command: one entry point for every process kind.
+
+Each subcommand imports what it runs only when chosen: ``tide worker`` must not load the HTTP
+layer (DESIGN §1), ``app`` never imports ``workers`` at module level, and ``--help`` stays quick.
+``worker`` and ``bench`` get their arguments untouched and parse them themselves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from app.logging import configure_logging
+from app.settings import ApiSettings
+
+log = structlog.get_logger("tide")
+
+DELEGATED: dict[str, tuple[str, str]] = {
+    "worker": ("workers.main", "run workers that lease and execute jobs (--tasks, --queues, ...)"),
+    "bench": ("app.bench", "measure submit and processing throughput against a Redis"),
+}
+"""Subcommands whose module parses its own arguments: name -> (module with main(argv), help)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tide",
+        description="Tide: an asyncio job system on Redis Streams.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    api = commands.add_parser(
+        "api",
+        help="serve the HTTP API (settings from the environment)",
+        description=(
+            "Serve the HTTP API. Settings come from the environment (REDIS_URL, PORT, ...); "
+            "SIGTERM or SIGINT stops it gracefully."
+        ),
+    )
+    api.add_argument("--host", help="interface to bind (default: HOST or 0.0.0.0)")
+    api.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
+
+    for name, (_, summary) in DELEGATED.items():
+        commands.add_parser(name, help=summary, add_help=False)
+
+    dev = commands.add_parser(
+        "dev",
+        help="run Redis, the API and workers locally in one command",
+        description=(
+            "Run a whole local Tide: Redis (REDIS_URL if set, else a private redis-server, "
+            "else an embedded fake), the API and worker processes. Ctrl-C stops everything."
+        ),
+    )
+    dev.add_argument("--workers", type=_non_negative, default=2, help="worker processes (2)")
+    dev.add_argument("--concurrency", type=_positive, default=4, help="jobs per worker (4)")
+    dev.add_argument("--queues", default="default", help="queues the workers serve (default)")
+    dev.add_argument("--port", type=_non_negative, help="API port (default: PORT or 8000)")
+    dev.add_argument("--demo", action="store_true", help="keep a trickle of demo jobs flowing")
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    module_name, _ = DELEGATED[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # only "the command itself is missing" is ours to explain; a broken import inside it is not
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise
+        print(f"tide {name}: {module_name} is not installed or not written yet", file=sys.stderr)
+        return 2
+    entry: Callable[[list[str]], int | None] = module.main
+    return int(entry(argv) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``tide`` command line; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in DELEGATED:
+        return _delegate(args_list[0], args_list[1:])
+
+    args = build_parser().parse_args(args_list)
+    if args.command == "api":
+        return _run_api(args)
+    if args.command == "dev":
+        from app.dev import DevOptions, run_dev
+
+        options = DevOptions(
+            workers=args.workers,
+            concurrency=args.concurrency,
+            queues=args.queues,
+            port=args.port,
+            demo=args.demo,
+        )
+        return run_dev(options)
+    raise AssertionError(f"unhandled command {args.command}")  # argparse enforces the choices
+
+
+def _run_api(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = ApiSettings(**overrides)
+    configure_logging(settings.log_level)
+    return asyncio.run(_serve_api(settings))
+
+
+async def _serve_api(settings: ApiSettings) -> int:
+    from app.api import create_app, start
+    from app.signals import StopSignals
+
+    with StopSignals() as signals:
+        runner = await start(create_app(settings), settings.host, settings.port)
+        host, port = runner.addresses[0][:2]
+        log.info("api.listening", host=host, port=port)
+        try:
+            await signals.stop.wait()
+        finally:
+            await runner.cleanup()
+    log.info("api.stopped")
+    return 0

@@ -1,0 +1,52 @@
+"""SIGINT/SIGTERM as asyncio events: the first asks for a graceful stop, a second for a fast one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from types import TracebackType
+
+import structlog
+
+log = structlog.get_logger("tide")
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopSignals:
+    """Installs handlers on the running loop for the duration of a ``with`` block.
+
+    ``stop`` is set by the first signal; ``hurry`` by any later one, for callers that can cut a
+    drain short (the first Ctrl-C drains, the second does not wait).
+    """
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.hurry = asyncio.Event()
+        self.received = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self.received += 1
+        if self.received == 1:
+            log.info("shutdown.requested", signal=sig.name)
+            self.stop.set()
+        else:
+            log.warning("shutdown.hurried", signal=sig.name)
+            self.hurry.set()
+
+    def __enter__(self) -> StopSignals:
+        self._loop = asyncio.get_running_loop()
+        for sig in STOP_SIGNALS:
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            for sig in STOP_SIGNALS:
+                self._loop.remove_signal_handler(sig)

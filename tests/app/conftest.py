@@ -1,0 +1,97 @@
+"""Fixtures for the queue core's tests: a queue and lease clients with a short lease.
+
+Each fixture that touches Redis sits on ``any_redis``, so a test runs on fakeredis and on a real
+``redis-server``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from app.keys import GROUP
+from app.leases import Lease, LeaseClient
+from app.queue import Queue
+from app.settings import CoreSettings
+
+LEASE_S = 0.2
+"""The lease the lifecycle tests run with: long enough not to expire by itself while a test
+step runs, short enough that waiting one out costs little."""
+
+MakeLeases = Callable[[str], LeaseClient]
+
+
+@pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.redis)])
+def any_redis(request: pytest.FixtureRequest) -> Redis:
+    """tests/conftest.py's ``any_redis``, made sync: pytest-asyncio 1.x cannot resolve an async
+    fixture from inside an async one (``Runner.run() cannot be called from a running loop``)."""
+    name = "fake_redis" if request.param == "fakeredis" else "real_redis"
+    client: Redis = request.getfixturevalue(name)
+    return client
+
+
+@pytest.fixture
+def fast(settings: CoreSettings) -> CoreSettings:
+    return settings.model_copy(update={"lease_timeout_s": LEASE_S})
+
+
+@pytest.fixture
+def queue(any_redis: Redis, fast: CoreSettings) -> Queue:
+    return Queue(any_redis, fast)
+
+
+@pytest.fixture
+def make_leases(any_redis: Redis, fast: CoreSettings) -> MakeLeases:
+    """Factory: the lease client of one consumer (a worker) of the ``workers`` group."""
+
+    def make(consumer: str) -> LeaseClient:
+        return LeaseClient(any_redis, fast, consumer)
+
+    return make
+
+
+async def take(
+    client: LeaseClient, free: int = 100, queues: Sequence[str] = ("default",)
+) -> list[Lease]:
+    """Read up to ``free`` new entries and start them, as a worker's lease loop does."""
+    for name in queues:
+        await client.ensure_group(name)
+    entries = await client.read(queues, free, 10)
+    return await client.start(entries)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    job: str
+    status: str
+    queue: str
+    tenant: str
+
+
+async def changes(redis: Redis, queue: Queue) -> list[Change]:
+    """Every status change in the events stream, oldest first."""
+    entries: Any = await redis.xrange(queue.keys.events)
+    out: list[Change] = []
+    for _, fields in entries:
+        parts = fields["changes"].split("\n")
+        assert len(parts) == 4 * int(fields["n"])
+        out += [Change(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
+    return out
+
+
+async def pending_count(redis: Redis, queue: Queue, name: str = "default") -> int:
+    """Entries in the group's pending list (0 when the group does not exist)."""
+    stream = queue.keys.queue(name)
+    if not await redis.exists(stream):
+        return 0
+    groups: Any = await redis.xinfo_groups(stream)
+    return sum(int(g["pending"]) for g in groups if g["name"] == GROUP)
+
+
+async def server_ms(redis: Redis) -> float:
+    seconds, micros = await redis.time()
+    return seconds * 1000 + micros / 1000

@@ -1,0 +1,50 @@
+"""``tide bench`` end to end on the session's redis-server: real worker processes, one JSON report,
+and no key of its own left behind in a Redis it did not start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from redis import Redis
+
+from app.redis_server import RedisServer
+
+FIGURES = (
+    "enqueue_per_s",
+    "process_per_s",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "latency_max_ms",
+    "redis_bytes_per_job",
+)
+
+
+@pytest.mark.redis
+def test_bench_reports_and_cleans_up(redis_server: RedisServer) -> None:
+    args = ["--jobs", "300", "--latency-jobs", "20", "--json", "--redis-url", redis_server.url]
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    assert (report["jobs"], report["workers"], report["concurrency"]) == (300, 1, 200)
+    for name in FIGURES:
+        assert isinstance(report[name], int | float), name
+        assert report[name] > 0, name
+    assert report["latency_p50_ms"] <= report["latency_p99_ms"] <= report["latency_max_ms"]
+    assert report["succeeded"] == 300
+    assert report["latency_succeeded"] == 20
+    assert report["stream_len_after"] == 0
+    assert report["redis_version"]
+    assert report["key_prefix"].startswith("{bench-")
+
+    with Redis.from_url(redis_server.url, decode_responses=True) as client:
+        assert list(client.scan_iter(match=report["key_prefix"] + "*")) == []

@@ -1,0 +1,212 @@
+"""The ``tide`` command line, and ``tide dev`` run as a real process: it starts, answers, and
+stops cleanly on SIGINT, leaving nothing running."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from app import cli
+from app.redis_server import RedisServer, free_port
+
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+
+
+def test_help_lists_every_subcommand_with_a_description(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("api", "worker", "dev", "bench"):
+        assert re.search(rf"^\s+{command}\s+\w+", out, re.MULTILINE), out
+
+
+def test_python_dash_m_app_is_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dev" in done.stdout
+    assert "worker" in done.stdout
+
+
+def test_no_subcommand_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main([])
+    assert exited.value.code == 2
+    assert "usage: tide" in capsys.readouterr().err
+
+
+def test_a_delegated_command_that_is_missing_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(cli.DELEGATED, "bench", ("app.no_such_module", "missing"))
+    assert cli.main(["bench", "--anything"]) == 2
+    assert "app.no_such_module" in capsys.readouterr().err
+
+
+def test_delegated_commands_get_their_arguments_untouched(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[list[str]] = []
+    module = type(sys)("tests_fake_worker_main")
+    module.main = lambda argv: seen.append(argv) or 3  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tests_fake_worker_main", module)
+    monkeypatch.setitem(cli.DELEGATED, "worker", ("tests_fake_worker_main", "fake"))
+    assert cli.main(["worker", "--tasks", "m", "--help"]) == 3
+    assert seen == [["--tasks", "m", "--help"]]
+
+
+# -- tide dev as a process ----------------------------------------------------------------------
+
+
+class DevProcess:
+    """``python -m app dev`` with its output in files (a full pipe would block it)."""
+
+    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
+        self.port = int(env["PORT"])
+        self.out_path = tmp_path / "dev.out"
+        self.err_path = tmp_path / "dev.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "dev", *args], stdout=out, stderr=err, env=env
+            )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return f"stdout:\n{self.out_path.read_text()}\nstderr:\n{self.err_path.read_text()}"
+
+    async def wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.proc.poll() is None, f"tide dev exited early\n{self.output()}"
+                try:
+                    async with session.get(f"{self.base}/health") as response:
+                        if response.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        pytest.fail(f"tide dev did not become healthy\n{self.output()}")
+
+    async def interrupt(self) -> int:
+        """SIGINT, as Ctrl-C would send; the exit code, or a failure after the timeout."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            return await asyncio.to_thread(self.proc.wait, STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tide dev did not stop within {STOP_TIMEOUT_S}s\n{self.output()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[list[DevProcess]]:
+    started: list[DevProcess] = []
+    yield started
+    for process in started:
+        process.kill()
+
+
+def dev_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "PORT", "KEY_PREFIX"}}
+    return {**env, "PORT": str(free_port()), "LOG_LEVEL": "info", **extra}
+
+
+def port_is_closed(url: str) -> bool:
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
+
+
+@pytest.mark.redis
+async def test_dev_starts_answers_and_stops_cleanly_on_sigint(
+    redis_server: RedisServer, tmp_path: Path, dev: list[DevProcess]
+) -> None:
+    process = DevProcess(tmp_path, ["--workers", "0"], dev_env(REDIS_URL=redis_server.url))
+    dev.append(process)
+    await process.wait_healthy()
+    assert await process.interrupt() == 0, process.output()
+    out = process.out_path.read_text()
+    assert process.base in out
+    assert "curl" in out
+    assert "(REDIS_URL)" in out
+
+
+@pytest.mark.redis
+async def test_dev_starts_its_own_redis_server_and_stops_it(
+    redis_server: RedisServer, tmp_path: Path, dev: list[DevProcess]
+) -> None:
+    """Without REDIS_URL, ``tide dev`` runs a private redis-server: gone after exit."""
+    process = DevProcess(tmp_path, ["--workers", "0"], dev_env())
+    dev.append(process)
+    await process.wait_healthy()
+    found = re.search(r"Redis:\s+(redis://\S+)\s+\(private redis-server\)", process.output())
+    assert found, process.output()
+    assert not port_is_closed(found[1])
+    assert await process.interrupt() == 0, process.output()
+    assert port_is_closed(found[1])
+
+
+async def test_dev_falls_back_to_embedded_fakeredis_with_demo(
+    tmp_path: Path, dev: list[DevProcess]
+) -> None:
+    """No REDIS_URL and no redis-server on PATH: the embedded server, loudly, still works."""
+    env = dev_env(PATH=str(Path(sys.executable).parent))
+    process = DevProcess(tmp_path, ["--workers", "0", "--demo"], env)
+    dev.append(process)
+    await process.wait_healthy()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{process.base}/v1/jobs", json={"type": "echo"}) as response,
+    ):
+        assert response.status == 201
+    assert await process.interrupt() == 0, process.output()
+    assert "NO REAL REDIS" in process.output()
+
+
+@pytest.mark.redis
+async def test_dev_runs_jobs_on_its_workers_and_stops_them(
+    redis_server: RedisServer, tmp_path: Path, dev: list[DevProcess]
+) -> None:
+    env = dev_env(REDIS_URL=redis_server.url, KEY_PREFIX="{tide-dev-test}")
+    process = DevProcess(tmp_path, ["--workers", "1", "--concurrency", "2"], env)
+    dev.append(process)
+    await process.wait_healthy()
+    async with aiohttp.ClientSession() as session:
+        body = {"type": "echo", "payload": {"hi": 1}}
+        async with session.post(f"{process.base}/v1/jobs", json=body) as response:
+            job = await response.json()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while job["status"] != "succeeded" and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            async with session.get(f"{process.base}/v1/jobs/{job['id']}") as response:
+                job = await response.json()
+    assert job["status"] == "succeeded", process.output()
+    assert job["result"] == {"hi": 1}
+    assert await process.interrupt() == 0, process.output()
+    assert '"fleet.stopped"' in process.output()

@@ -1,0 +1,98 @@
+"""The key schema (every key under one hash-tagged prefix) and the Lua script loader."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from app.keys import GROUP, Keys
+from app.leases import LeaseClient, Outcome, Result
+from app.models import JobSpec
+from app.queue import Queue
+from app.scripts import Script, pack, source
+from app.settings import CoreSettings
+from tests.app.conftest import take
+
+
+def every_key(keys: Keys) -> list[str]:
+    return [
+        keys.job("01J0000000000000000000000A"),
+        keys.queue("default"),
+        keys.dead("default"),
+        keys.delayed,
+        keys.scheduled_counts,
+        keys.events,
+        keys.workers,
+        keys.workers_seen,
+        keys.queues,
+        keys.job_prefix,
+        keys.queue_prefix,
+        keys.dead_prefix,
+    ]
+
+
+@pytest.mark.parametrize("prefix", ["{tide}", "{acme-prod}", "{x}"])
+def test_every_key_shares_the_prefix_and_its_hash_slot(prefix: str) -> None:
+    keys = Keys(prefix)
+    names = every_key(keys)
+    assert all(name.startswith(prefix + ":") for name in names)
+    assert {key_slot(name.encode()) for name in names} == {key_slot(prefix.encode())}
+    assert len(set(names)) == len(names)
+
+
+def test_default_prefix_is_the_tide_hash_tag() -> None:
+    assert Keys().prefix == "{tide}"
+    assert Keys().queue("q") == "{tide}:q:q"
+    assert Keys().job("abc") == "{tide}:job:abc"
+    assert Keys().dead("q") == "{tide}:dead:q"
+    assert GROUP == "workers"
+
+
+def test_data_keys_are_their_prefix_plus_the_name() -> None:
+    keys = Keys("{p}")
+    assert keys.job("id1") == keys.job_prefix + "id1"
+    assert keys.queue("mail") == keys.queue_prefix + "mail"
+    assert keys.dead("mail") == keys.dead_prefix + "mail"
+    assert keys.queue("mail") != keys.dead("mail")
+
+
+@pytest.mark.parametrize("script", list(Script))
+def test_each_script_loads_with_its_header_and_includes_resolved(script: Script) -> None:
+    text = source(script.value)
+    assert text.startswith(f"-- {script.value}.lua:")
+    assert not re.search(r"^--!include", text, re.MULTILINE)
+    assert "local function holds_lease" in text  # _lib pasted in
+    assert re.search(r"\bARGV\[FIRST\]", text)
+
+
+def test_pack_joins_every_field_with_newlines() -> None:
+    assert pack([["a", 1], ["b", -1]]) == "a\n1\nb\n-1"
+    assert pack([]) == ""
+
+
+async def test_a_whole_lifecycle_writes_only_keys_under_the_prefix(
+    any_redis: Redis, settings: CoreSettings
+) -> None:
+    custom = settings.model_copy(update={"key_prefix": "{other}", "lease_timeout_s": 0.2})
+    queue = Queue(any_redis, custom)
+    worker = LeaseClient(any_redis, custom, "w1")
+    await queue.submit_many(
+        [
+            JobSpec(type="a", queue="q1"),
+            JobSpec(type="b", queue="q1", max_attempts=1),
+            JobSpec(type="c", queue="q2", delay_s=60),
+        ]
+    )
+    ok, bad = await take(worker, queues=["q1"])
+    await worker.finish([Result(ok, Outcome.OK, "1"), Result(bad, Outcome.ERROR, '"x"')])
+    await worker.register('{"host":"h"}', 10_000)
+    await queue.stats()
+    names: Any = await any_redis.keys("*")
+    assert names
+    assert all(name.startswith("{other}:") for name in names), names
+    assert "{other}:dead:q1" in names
+    assert "{other}:delayed" in names
