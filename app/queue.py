@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 from redis.asyncio import Redis
-from ulid import ULID
+from uuid_utils import uuid7
 
 from app.keys import Keys
 from app.models import Job, JobSpec, JobStatus
@@ -76,7 +76,7 @@ class Queue:
                 raise ValueError(f"names must be printable text, got {name!r}")
         run_at_ms = spec.run_at.timestamp() * 1000 if spec.run_at else 0
         return [
-            spec.id or str(ULID()),
+            spec.id or str(uuid7()),
             spec.tenant,
             spec.queue,
             spec.type,

@@ -8,6 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.leases import Outcome, Result
 from app.models import JobSpec, JobStatus
 from app.queue import Queue
 from tests.app.conftest import MakeLeases, changes, take
@@ -103,3 +104,19 @@ async def test_a_job_cancelled_after_scheduling_is_not_moved(
     assert await make_leases("w1").move_due() == (0, -1)
     assert await any_redis.exists(queue.keys.queue("default")) == 0
     assert await any_redis.hget(queue.keys.scheduled_counts, "default") == "0"
+
+
+async def test_a_stray_id_whose_job_is_no_longer_scheduled_is_dropped_not_enqueued(
+    any_redis: Redis, queue: Queue, make_leases: MakeLeases
+) -> None:
+    job = await queue.submit(JobSpec(type="n"))
+    worker = make_leases("w1")
+    (lease,) = await take(worker)
+    await any_redis.zadd(queue.keys.delayed, {job.id: 0})  # left behind, e.g. by a crash
+    assert await worker.move_due() == (1, -1)
+    assert await any_redis.zcard(queue.keys.delayed) == 0
+    assert await any_redis.xlen(queue.keys.queue("default")) == 1  # only the running entry
+    running = await queue.get(job.id)
+    assert running is not None
+    assert running.status is JobStatus.RUNNING
+    assert await worker.finish([Result(lease, Outcome.OK, "1")]) == [True]

@@ -3,6 +3,7 @@ the events it appends, large batches and taken ids."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,7 +64,7 @@ async def test_defaults_come_from_the_settings(queue: Queue) -> None:
     assert stored.queue == "default"
     assert stored.tenant == "public"
     assert stored.payload is None
-    assert len(job.id) == 26  # a ULID
+    assert uuid.UUID(job.id).version == 7  # sortable by creation time
 
 
 async def test_a_delay_schedules_the_job_on_the_server_clock(
