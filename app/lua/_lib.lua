@@ -120,13 +120,18 @@ end
 
 -- begin an attempt on an entry this consumer now holds. Returns what the worker needs to run
 -- it, or false when there is nothing to run (the job is gone, finished, cancelled, superseded
--- by a newer entry, or out of attempts: then it is dead-lettered).
-local function start_job(stream, eid, id, queue, consumer, now)
+-- by a newer entry, or out of attempts: then it is dead-lettered). A `fresh` entry (just read
+-- with XREADGROUP) whose job is already running was claimed by another worker while this one
+-- was slow to start it: it is that worker's now, so it is left alone.
+local function start_job(stream, eid, id, queue, consumer, now, fresh)
   local key = JOB .. id
   local f = redis.call('HMGET', key, 'status', 'attempts', 'max_attempts', 'type', 'payload',
     'timeout_s', 'tenant', 'entry', 'cancel')
   if (f[1] ~= 'pending' and f[1] ~= 'running') or f[8] ~= eid then
     drop_entry(stream, eid)
+    return false
+  end
+  if fresh and f[1] == 'running' then
     return false
   end
   if f[9] == '1' then -- cancel was asked while its last worker ran it, and that worker died

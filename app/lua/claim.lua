@@ -9,7 +9,7 @@ local r = redis.call('XAUTOCLAIM', stream, GROUP, consumer, ARGV[FIRST + 2], ARG
 local now = now_ms()
 local out = {}
 for _, entry in ipairs(r[2]) do
-  local job = start_job(stream, entry[1], entry[2][2], queue, consumer, now)
+  local job = start_job(stream, entry[1], entry[2][2], queue, consumer, now, false)
   if job then
     out[#out + 1] = job
   end

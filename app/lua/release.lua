@@ -1,6 +1,8 @@
 -- release.lua: hand back leases at shutdown so another worker reclaims them at once.
 -- The entry stays in this consumer's pending list but looks idle for a whole lease, so the next
--- XAUTOCLAIM of any worker takes it; its new attempt fences this worker out.
+-- XAUTOCLAIM of any worker takes it. The attempt is handed back (nothing failed: a job released
+-- on its last attempt still runs); status 'pending' fences this worker out at once, and the
+-- owner check keeps it out after the next attempt reuses the number.
 -- ARGV[FIRST] consumer, +1 idle to set (ms), +2 records of four fields per lease:
 --   queue, entry id, job id, token
 -- Returns the number of leases released.
@@ -14,7 +16,7 @@ for i = 1, #r, 4 do
   local f = holds_lease(key, consumer, r[i + 3])
   if f then
     redis.call('XCLAIM', stream, GROUP, consumer, 0, eid, 'IDLE', idle, 'JUSTID')
-    redis.call('HSET', key, 'status', 'pending')
+    redis.call('HSET', key, 'status', 'pending', 'attempts', tonumber(r[i + 3]) - 1)
     emit(id, 'pending', r[i], f[4])
     n = n + 1
   end

@@ -7,7 +7,7 @@ local now = now_ms()
 local r = records(ARGV[FIRST + 1])
 local out = {}
 for i = 1, #r, 3 do
-  local job = start_job(QUEUE .. r[i], r[i + 1], r[i + 2], r[i], consumer, now)
+  local job = start_job(QUEUE .. r[i], r[i + 1], r[i + 2], r[i], consumer, now, true)
   if job then
     out[#out + 1] = job
   end

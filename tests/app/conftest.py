@@ -25,15 +25,6 @@ step runs, short enough that waiting one out costs little."""
 MakeLeases = Callable[[str], LeaseClient]
 
 
-@pytest.fixture(params=["fakeredis", pytest.param("redis-server", marks=pytest.mark.redis)])
-def any_redis(request: pytest.FixtureRequest) -> Redis:
-    """tests/conftest.py's ``any_redis``, made sync: pytest-asyncio 1.x cannot resolve an async
-    fixture from inside an async one (``Runner.run() cannot be called from a running loop``)."""
-    name = "fake_redis" if request.param == "fakeredis" else "real_redis"
-    client: Redis = request.getfixturevalue(name)
-    return client
-
-
 @pytest.fixture
 def fast(settings: CoreSettings) -> CoreSettings:
     return settings.model_copy(update={"lease_timeout_s": LEASE_S})

@@ -552,10 +552,11 @@ async def test_a_released_lease_is_claimable_at_once(
     released = await queue.get(job.id)
     assert released is not None
     assert released.status is JobStatus.PENDING
+    assert released.attempts == 0  # stopped on purpose: the attempt is handed back
 
     claimed = await staying.claim("default", 10)  # no waiting for the lease to run out
     (taken,) = claimed.leases
-    assert (taken.entry, taken.token) == (lease.entry, "2")
+    assert (taken.entry, taken.token) == (lease.entry, "1")
     assert await owners(any_redis, queue) == {lease.entry: "staying"}
     running = await queue.get(job.id)
     assert running is not None
@@ -596,3 +597,37 @@ async def test_a_released_job_is_claimed_once_however_many_workers_try(
     rescuers: list[LeaseClient] = [make_leases(f"r{i}") for i in range(5)]
     results = await asyncio.gather(*(r.claim("default", 10) for r in rescuers))
     assert sum(len(c.leases) for c in results) == 1
+
+
+async def test_a_job_released_on_its_last_attempt_still_runs(
+    queue: Queue, make_leases: MakeLeases
+) -> None:
+    job = await queue.submit(JobSpec(type="long", max_attempts=1))
+    leaving, staying = make_leases("leaving"), make_leases("staying")
+    (lease,) = await take(leaving)
+    assert await leaving.release([lease]) == 1
+    (taken,) = (await staying.claim("default", 10)).leases
+    assert taken.token == "1"
+    assert await leaving.finish([ok(lease, "too late")]) == [False]
+    assert await staying.finish([ok(taken, "done")]) == [True]
+    done = await queue.get(job.id)
+    assert done is not None
+    assert (done.status, done.result, done.attempts) == (JobStatus.SUCCEEDED, "done", 1)
+    assert await queue.dead_letters("default") == []
+
+
+async def test_a_start_too_late_leaves_the_job_to_the_worker_that_claimed_it(
+    any_redis: Redis, queue: Queue, make_leases: MakeLeases
+) -> None:
+    job = await queue.submit(JobSpec(type="echo"))
+    slow, rescuer = make_leases("slow"), make_leases("rescuer")
+    await slow.ensure_group("default")
+    entries = await slow.read(["default"], 1, 100)  # read, then stalled past the lease
+    await asyncio.sleep(PAST_LEASE_S)
+    (taken,) = (await rescuer.claim("default", 10)).leases
+    assert await slow.start(entries) == []  # not run a second time, not acked
+    assert await owners(any_redis, queue) == {taken.entry: "rescuer"}
+    assert await rescuer.finish([ok(taken, "mine")]) == [True]
+    done = await queue.get(job.id)
+    assert done is not None
+    assert (done.result, done.attempts, done.worker) == ("mine", 1, "rescuer")

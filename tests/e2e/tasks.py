@@ -13,12 +13,9 @@ RUNS = "tide-test:runs"
 
 @task
 async def tracked(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
-    """Counts its runs, sleeps ``seconds`` (``first_seconds`` on attempt 1), names its worker."""
-    await ctx.redis.hincrby(RUNS, ctx.job_id, 1)
-    seconds = (
-        payload.get("first_seconds", payload.get("seconds", 0))
-        if ctx.attempt == 1
-        else (payload.get("seconds", 0))
-    )
-    await asyncio.sleep(seconds)
+    """Counts its runs, sleeps ``seconds`` (``first_seconds`` on its first run), names its
+    worker."""
+    runs = await ctx.redis.hincrby(RUNS, ctx.job_id, 1)
+    first = payload.get("first_seconds", payload.get("seconds", 0))
+    await asyncio.sleep(first if runs == 1 else payload.get("seconds", 0))
     return {"worker": ctx.worker_id, "attempt": ctx.attempt}
