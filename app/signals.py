@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Callable
 from types import TracebackType
 
 import structlog
@@ -17,12 +18,18 @@ class StopSignals:
     """Installs handlers on the running loop for the duration of a ``with`` block.
 
     ``stop`` is set by the first signal; ``hurry`` by any later one, for callers that can cut a
-    drain short (the first Ctrl-C drains, the second does not wait).
+    drain short (the first Ctrl-C drains, the second does not wait). ``on_stop`` and ``on_hurry``
+    are called then too, for callers that react at once rather than wait on the events.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        on_stop: Callable[[], None] | None = None,
+        on_hurry: Callable[[], None] | None = None,
+    ) -> None:
         self.stop = asyncio.Event()
         self.hurry = asyncio.Event()
+        self._on_stop, self._on_hurry = on_stop, on_hurry
         self.received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -31,9 +38,13 @@ class StopSignals:
         if self.received == 1:
             log.info("shutdown.requested", signal=sig.name)
             self.stop.set()
+            if self._on_stop:
+                self._on_stop()
         else:
             log.warning("shutdown.hurried", signal=sig.name)
             self.hurry.set()
+            if self._on_hurry:
+                self._on_hurry()
 
     def __enter__(self) -> StopSignals:
         self._loop = asyncio.get_running_loop()

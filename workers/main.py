@@ -6,10 +6,8 @@ A second signal exits at once; the lease timeout then hands the unfinished jobs 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import os
-import signal
 from typing import Any
 
 import structlog
@@ -17,6 +15,7 @@ import structlog
 from app import loop
 from app.logging import configure_logging
 from app.redis_client import connect
+from app.signals import StopSignals
 from workers.settings import WorkerSettings
 from workers.tasks import registry
 from workers.worker import Worker
@@ -59,21 +58,14 @@ def load_tasks(module: str | None) -> None:
 async def serve(settings: WorkerSettings) -> None:
     redis = connect(settings.redis_url)
     worker = Worker(redis, settings, registry)
-    loop = asyncio.get_running_loop()
-    signals = 0
 
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        if signals > 1:
-            log.warning("worker.killed", note="second signal: exiting now; leases will time out")
-            os._exit(1)
-        worker.request_stop()
+    def exit_now() -> None:
+        log.warning("worker.killed", note="second signal: exiting now; leases will time out")
+        os._exit(1)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
     try:
-        await worker.run()
+        with StopSignals(on_stop=worker.request_stop, on_hurry=exit_now):
+            await worker.run()
     finally:
         await redis.aclose()
 

@@ -7,12 +7,12 @@ Each fixture that touches Redis sits on ``any_redis``, so a test runs on fakered
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from app.events import JobEvent, read_events
 from app.keys import GROUP
 from app.leases import Lease, LeaseClient
 from app.queue import Queue
@@ -55,23 +55,9 @@ async def take(
     return await client.start(entries)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    job: str
-    status: str
-    queue: str
-    tenant: str
-
-
-async def changes(redis: Redis, queue: Queue) -> list[Change]:
+async def changes(redis: Redis, queue: Queue) -> list[JobEvent]:
     """Every status change in the events stream, oldest first."""
-    entries: Any = await redis.xrange(queue.keys.events)
-    out: list[Change] = []
-    for _, fields in entries:
-        parts = fields["changes"].split("\n")
-        assert len(parts) == 4 * int(fields["n"])
-        out += [Change(*parts[i : i + 4]) for i in range(0, len(parts), 4)]
-    return out
+    return await read_events(redis, queue.keys, count=100_000)
 
 
 async def pending_count(redis: Redis, queue: Queue, name: str = "default") -> int:

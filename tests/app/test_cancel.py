@@ -31,7 +31,7 @@ async def test_a_pending_job_is_cancelled_and_never_started(
     assert cancelled.started_at is None
     assert cancelled.finished_at is not None
     assert 0 < await any_redis.ttl(queue.keys.job(job.id)) <= queue.settings.result_ttl_s
-    assert [c.status for c in await changes(any_redis, queue) if c.job == job.id] == [
+    assert [c.status for c in await changes(any_redis, queue) if c.job_id == job.id] == [
         "pending",
         "cancelled",
     ]

@@ -49,7 +49,9 @@ async def test_only_due_jobs_move_and_the_wait_until_the_next_is_returned(
     assert await any_redis.zrange(queue.keys.delayed, 0, -1) == [later.id]
     assert await any_redis.hget(queue.keys.scheduled_counts, "q1") == "0"
     assert await any_redis.hget(queue.keys.scheduled_counts, "q2") == "1"
-    assert [c for c in await changes(any_redis, queue) if c.job == soon.id][-1].status == "pending"
+    assert [c for c in await changes(any_redis, queue) if c.job_id == soon.id][
+        -1
+    ].status == "pending"
 
     (lease,) = await take(mover, queues=["q1"])
     assert (lease.job_id, lease.token) == (soon.id, "1")

@@ -139,3 +139,20 @@ async def test_memory_returns_when_jobs_are_done_and_results_expire(
     assert left == []
     assert await real_redis.xlen(keys.queue("default")) == 0
     assert await real_redis.zcard(keys.delayed) == 0
+
+
+async def test_a_second_signal_exits_at_once_and_the_lease_recovers_the_job(
+    queue: Queue, spawn_worker: SpawnWorker
+) -> None:
+    leaving = spawn_worker(concurrency=1, shutdown_grace_s=60)
+    job = await queue.submit(JobSpec(type="tracked", payload={"first_seconds": 60, "seconds": 0}))
+    await wait_status(queue, job.id, JobStatus.RUNNING)
+    leaving.signal(signal.SIGTERM)
+    await asyncio.sleep(0.3)
+    asked = time.monotonic()
+    assert stop(leaving) == 1  # the second signal: no 60 s drain
+    assert time.monotonic() - asked < 3
+    spawn_worker(concurrency=1)  # lease 1 s: the job comes back after it runs out
+    (done,) = await wait_terminal(queue, [job.id], timeout_s=15)
+    assert done.status is JobStatus.SUCCEEDED
+    assert "worker.killed" in leaving.output()
