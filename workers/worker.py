@@ -418,6 +418,7 @@ class Worker:
             "processed": self.counters.processed,
             "failed": self.counters.failed,
             "lost": self.counters.lost,
+            "deleted_entries": self.counters.deleted_entries,
             "started_at": self.counters.started_at,
             "last_seen": time.time(),
         }

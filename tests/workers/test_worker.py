@@ -9,14 +9,18 @@ import time
 from collections import Counter
 from typing import Any
 
+import orjson
 import pytest
 from pydantic import BaseModel
+from redis.asyncio import Redis
 
 from app.errors import NonRetryable
+from app.leases import LeaseClient
 from app.models import JobSpec, JobStatus
 from app.queue import Queue
 from tests.helpers import wait_status, wait_terminal
 from tests.workers.conftest import StartWorker
+from workers.settings import WorkerSettings
 from workers.tasks import Context, TaskRegistry
 
 pytestmark = pytest.mark.redis
@@ -294,3 +298,21 @@ async def test_stopping_drains_then_releases_what_is_left_for_another_worker(
     assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 1, 1)
     assert len(runs) == 2
     assert runs[0] != runs[1]
+
+
+async def test_entries_deleted_while_pending_are_counted_and_published(
+    queue: Queue, real_redis: Redis, start_worker: StartWorker, wsettings: WorkerSettings
+) -> None:
+    ghost = LeaseClient(real_redis, wsettings, "ghost")
+    await ghost.ensure_group("default")
+    await queue.submit(JobSpec(type="noop"))
+    (lease,) = await ghost.start(await ghost.read(["default"], 1, 100))
+    await real_redis.xdel(queue.keys.queue("default"), lease.entry)  # behind everyone's back
+    async with start_worker() as worker:
+        deadline = time.monotonic() + 5
+        while worker.counters.deleted_entries == 0:
+            assert time.monotonic() < deadline, "the deleted entry was never reported"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(wsettings.heartbeat_interval_s + 0.1)  # next registry refresh
+        info = orjson.loads(await real_redis.hget(queue.keys.workers, worker.id))
+    assert info["deleted_entries"] == 1
