@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+
+import aiohttp
 
 from app.models import TERMINAL, Job, JobStatus
 from app.queue import Queue
@@ -32,3 +35,21 @@ async def wait_status(queue: Queue, job_id: str, status: JobStatus, timeout_s: f
             raise AssertionError(f"job {job_id} not {status} after {timeout_s} s: {job}")
         await asyncio.sleep(0.02)
     return job
+
+
+async def wait_healthy(
+    base: str, proc: subprocess.Popen[bytes], output: Callable[[], str], timeout_s: float = 30.0
+) -> None:
+    """Returns once ``base``/health answers 200; fails early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"the server exited early\n{output()}"
+            try:
+                async with session.get(f"{base}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{base} did not become healthy\n{output()}")

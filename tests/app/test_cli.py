@@ -19,6 +19,7 @@ import pytest
 
 from app import cli
 from app.redis_server import RedisServer, free_port
+from tests.helpers import wait_healthy
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -94,18 +95,7 @@ class DevProcess:
         return f"stdout:\n{self.out_path.read_text()}\nstderr:\n{self.err_path.read_text()}"
 
     async def wait_healthy(self) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
-                assert self.proc.poll() is None, f"tide dev exited early\n{self.output()}"
-                try:
-                    async with session.get(f"{self.base}/health") as response:
-                        if response.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
-        pytest.fail(f"tide dev did not become healthy\n{self.output()}")
+        await wait_healthy(self.base, self.proc, self.output, START_TIMEOUT_S)
 
     async def interrupt(self) -> int:
         """SIGINT, as Ctrl-C would send; the exit code, or a failure after the timeout."""

@@ -12,22 +12,9 @@ from redis.asyncio import Redis
 
 from app.redis_server import RedisServer, free_port
 from tests.e2e.conftest import Proc, SpawnWorker, process_env, stop
+from tests.helpers import wait_healthy
 
 pytestmark = pytest.mark.redis
-
-
-async def wait_healthy(session: aiohttp.ClientSession, base: str, api: Proc) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"{base}/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        assert api.popen.poll() is None, f"tide api exited:\n{api.output()}"
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"tide api never became healthy:\n{api.output()}")
 
 
 async def test_a_job_submitted_over_http_is_run_by_a_worker_process(
@@ -39,7 +26,7 @@ async def test_a_job_submitted_over_http_is_run_by_a_worker_process(
     try:
         spawn_worker(concurrency=2)
         async with aiohttp.ClientSession() as session:
-            await wait_healthy(session, base, api)
+            await wait_healthy(base, api.popen, api.output)
             body = {"type": "echo", "payload": {"hello": "world"}, "max_attempts": 2}
             async with session.post(f"{base}/v1/jobs", json=body) as response:
                 assert response.status == 201
