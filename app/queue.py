@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from uuid_utils import uuid7
 
+from app.errors import InvalidRequest, JobConflict
 from app.keys import Keys
 from app.models import Job, JobSpec, JobStatus
 from app.scripts import Script, Scripts, pack
@@ -73,7 +74,7 @@ class Queue:
     def _submit_args(self, spec: JobSpec) -> list[Any]:
         for name in (spec.type, spec.queue, spec.tenant, spec.id or ""):
             if not name.isprintable():
-                raise ValueError(f"names must be printable text, got {name!r}")
+                raise InvalidRequest(f"names must be printable text, got {name!r}")
         run_at_ms = spec.run_at.timestamp() * 1000 if spec.run_at else 0
         return [
             spec.id or str(uuid7()),
@@ -135,7 +136,7 @@ class Queue:
 
 def _submitted(spec: JobSpec, row: list[Any], reply: list[str]) -> Job:
     if reply[0] == "exists":
-        raise ValueError(f"job id {row[0]} is already taken")
+        raise JobConflict(f"job id {row[0]} is already taken")
     return Job(
         id=row[0],
         tenant=spec.tenant,

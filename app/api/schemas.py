@@ -26,6 +26,8 @@ MAX_DELAY_S = 366 * 86_400
 """A year and a day: further out is almost surely a unit mistake (ms sent as s)."""
 
 QUEUE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+TYPE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+"""Any printable text: a task name is a Python name in practice, but the API need not say so."""
 
 StrictSeconds = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
@@ -35,7 +37,9 @@ class SubmitJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(min_length=1, max_length=200, description="Task name the worker runs.")
+    type: str = Field(
+        min_length=1, max_length=200, pattern=TYPE_PATTERN, description="Task name the worker runs."
+    )
     payload: JsonValue = Field(default=None, description="Any JSON value, given to the task.")
     queue: str = Field(default="default", pattern=QUEUE_PATTERN)
     max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)

@@ -191,6 +191,8 @@ async def test_a_body_that_is_not_json_is_400(client: Client, raw: bytes) -> Non
         ({"type": ""}, "type"),
         ({"type": "x" * 201}, "type"),
         ({"type": 5}, "type"),
+        ({"type": "a\nb"}, "type"),
+        ({"type": "tab\there"}, "type"),
         ({"type": "t", "queue": "has space"}, "queue"),
         ({"type": "t", "queue": "q" * 65}, "queue"),
         ({"type": "t", "max_attempts": 0}, "max_attempts"),
@@ -326,3 +328,10 @@ async def test_without_a_queue_the_app_connects_to_redis_url(
     assert (await client.get("/health")).status == 200
     job = await (await client.post("/v1/jobs", json={"type": "t"})).json()
     assert (await client.get(f"/v1/jobs/{job['id']}")).status == 200
+
+
+async def test_a_name_the_core_refuses_is_422_not_500(client: Client) -> None:
+    # passes the schema (no control character) but is not printable text to the core
+    response = await client.post("/v1/jobs", json={"type": "a\u00a0b"})
+    error = await assert_error(response, 422, "invalid_request")
+    assert "printable" in error["message"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from app.errors import InvalidRequest, JobConflict
 from app.models import JobSpec, JobStatus
 from app.queue import SUBMIT_CHUNK, Queue
 from tests.app.conftest import changes, server_ms
@@ -163,7 +164,7 @@ async def test_a_batch_larger_than_a_chunk_creates_every_job_in_order(
 
 async def test_a_taken_id_is_refused_and_the_first_job_kept(any_redis: Redis, queue: Queue) -> None:
     await queue.submit(JobSpec(type="first", id="dup"))
-    with pytest.raises(ValueError, match="dup"):
+    with pytest.raises(JobConflict, match="dup"):
         await queue.submit(JobSpec(type="second", id="dup", delay_s=5))
     job = await queue.get("dup")
     assert job is not None
@@ -174,7 +175,7 @@ async def test_a_taken_id_is_refused_and_the_first_job_kept(any_redis: Redis, qu
 
 
 async def test_a_taken_id_inside_one_batch_is_refused(queue: Queue) -> None:
-    with pytest.raises(ValueError, match="twice"):
+    with pytest.raises(JobConflict, match="twice"):
         await queue.submit_many([JobSpec(type="a", id="twice"), JobSpec(type="b", id="twice")])
 
 
@@ -190,7 +191,7 @@ async def test_a_taken_id_inside_one_batch_is_refused(queue: Queue) -> None:
 async def test_names_that_would_break_the_packed_batch_are_refused(
     any_redis: Redis, queue: Queue, spec: JobSpec
 ) -> None:
-    with pytest.raises(ValueError, match="printable"):
+    with pytest.raises(InvalidRequest, match="printable"):
         await queue.submit(spec)
     assert await any_redis.dbsize() == 0
 
