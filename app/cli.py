@@ -8,13 +8,13 @@ layer (DESIGN §1), ``app`` never imports ``workers`` at module level, and ``--h
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Sequence
 
 import structlog
 
+from app import loop
 from app.logging import configure_logging
 from app.settings import ApiSettings
 
@@ -119,7 +119,7 @@ def _run_api(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = ApiSettings(**overrides)
     configure_logging(settings.log_level)
-    return asyncio.run(_serve_api(settings))
+    return loop.run(_serve_api(settings))
 
 
 async def _serve_api(settings: ApiSettings) -> int:

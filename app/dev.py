@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from app import loop
 from app.api import create_app, start
 from app.demo import run_demo
 from app.fake_redis import EmbeddedRedis, FakeRedisUnavailable
@@ -51,7 +52,7 @@ def run_dev(options: DevOptions) -> int:
     """Run until SIGINT/SIGTERM; 0 after a clean stop, 1 if something could not start."""
     settings = ApiSettings()
     configure_logging(settings.log_level)
-    return asyncio.run(_dev(options, settings))
+    return loop.run(_dev(options, settings))
 
 
 async def _dev(options: DevOptions, settings: ApiSettings) -> int:
