@@ -20,7 +20,6 @@ class JobStatus(StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-ACTIVE = frozenset(JobStatus) - TERMINAL
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,6 @@ class QueueStats:
     dead: int
     oldest_waiting_age_s: float | None
 
-    @property
-    def depth(self) -> int:
-        """What the scaler sizes the fleet by: waiting + running."""
-        return self.waiting + self.running
-
 
 class Queue:
     """Submits, reads and cancels jobs. One per process; safe to share between tasks."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from app.models import ACTIVE, TERMINAL, Job, JobSpec, JobStatus, iso
+from app.models import TERMINAL, Job, JobSpec, JobStatus, iso
 
 STORED = {
     "id": "01J0000000000000000000000A",
@@ -31,10 +31,8 @@ STORED = {
 }
 
 
-def test_statuses_split_into_terminal_and_active() -> None:
+def test_terminal_statuses_are_exactly_the_final_ones() -> None:
     assert {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED} == TERMINAL
-    assert {JobStatus.PENDING, JobStatus.SCHEDULED, JobStatus.RUNNING} == ACTIVE
-    assert not TERMINAL & ACTIVE
     assert JobStatus("running") is JobStatus.RUNNING
     assert JobStatus.RUNNING.value == "running"
     assert f"{JobStatus.RUNNING}" == "running"
