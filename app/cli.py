@@ -14,15 +14,12 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from app import loop
-from app.logging import configure_logging
-from app.settings import ApiSettings
-
 log = structlog.get_logger("tide")
 
 DELEGATED: dict[str, tuple[str, str]] = {
+    "api": ("app.api.main", "serve the HTTP API (settings from the environment)"),
     "worker": ("workers.main", "run workers that lease and execute jobs (--tasks, --queues, ...)"),
-    "bench": ("app.bench", "measure submit and processing throughput against a Redis"),
+    "bench": ("app.dev.bench", "measure submit and processing throughput against a Redis"),
 }
 """Subcommands whose module parses its own arguments: name -> (module with main(argv), help)."""
 
@@ -33,17 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Tide: an asyncio job system on Redis Streams.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    api = commands.add_parser(
-        "api",
-        help="serve the HTTP API (settings from the environment)",
-        description=(
-            "Serve the HTTP API. Settings come from the environment (REDIS_URL, PORT, ...); "
-            "SIGTERM or SIGINT stops it gracefully."
-        ),
-    )
-    api.add_argument("--host", help="interface to bind (default: HOST or 0.0.0.0)")
-    api.add_argument("--port", type=int, help="port to listen on (default: PORT or 8000)")
 
     for name, (_, summary) in DELEGATED.items():
         commands.add_parser(name, help=summary, add_help=False)
@@ -99,10 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _delegate(args_list[0], args_list[1:])
 
     args = build_parser().parse_args(args_list)
-    if args.command == "api":
-        return _run_api(args)
     if args.command == "dev":
-        from app.dev import DevOptions, run_dev
+        from app.dev.run import DevOptions, run_dev
 
         options = DevOptions(
             workers=args.workers,
@@ -113,26 +97,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return run_dev(options)
     raise AssertionError(f"unhandled command {args.command}")  # argparse enforces the choices
-
-
-def _run_api(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    settings = ApiSettings(**overrides)
-    configure_logging(settings.log_level)
-    return loop.run(_serve_api(settings))
-
-
-async def _serve_api(settings: ApiSettings) -> int:
-    from app.api import create_app, start
-    from app.signals import StopSignals
-
-    with StopSignals() as signals:
-        runner = await start(create_app(settings), settings.host, settings.port)
-        host, port = runner.addresses[0][:2]
-        log.info("api.listening", host=host, port=port)
-        try:
-            await signals.stop.wait()
-        finally:
-            await runner.cleanup()
-    log.info("api.stopped")
-    return 0

@@ -13,9 +13,9 @@ import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from app.redis_client import connect
-from app.redis_server import RedisServer, RedisServerUnavailable
-from app.settings import CoreSettings
+from app.core.redis_client import connect
+from app.core.settings import CoreSettings
+from app.dev.redis_server import RedisServer, RedisServerUnavailable
 
 
 @pytest.fixture(scope="session")

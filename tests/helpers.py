@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterable
 
 import aiohttp
 
-from app.models import TERMINAL, Job, JobStatus
-from app.queue import Queue
+from app.core.models import TERMINAL, Job, JobStatus
+from app.core.queue import Queue
 
 
 async def wait_terminal(queue: Queue, job_ids: Iterable[str], timeout_s: float = 20.0) -> list[Job]:

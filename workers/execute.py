@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from app.errors import NonRetryable
-from app.leases import Lease, Outcome, Result
+from app.core.errors import NonRetryable
+from app.core.leases import Lease, Outcome, Result
 from workers.retry import retry_delay_s
 from workers.settings import WorkerSettings
 from workers.tasks import Context, Task

@@ -12,10 +12,10 @@ from typing import Any
 
 import structlog
 
-from app import loop
-from app.logging import configure_logging
-from app.redis_client import connect
-from app.signals import StopSignals
+from app.core.redis_client import connect
+from app.process import loop
+from app.process.logging import configure_logging
+from app.process.signals import StopSignals
 from workers.settings import WorkerSettings
 from workers.tasks import registry
 from workers.worker import Worker

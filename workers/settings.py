@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from app.settings import CoreSettings
+from app.core.settings import CoreSettings
 
 
 class WorkerSettings(CoreSettings):

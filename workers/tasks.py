@@ -1,6 +1,6 @@
 """Task registration: how user code tells Tide which function runs which job type.
 
-    from workers import Context, task
+    from tide import Context, task
 
     @task
     async def resize(ctx: Context, payload: ResizeRequest) -> dict: ...
@@ -23,7 +23,7 @@ from typing import Any, overload
 from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
-from app.errors import NonRetryable
+from app.core.errors import NonRetryable
 
 
 @dataclass(frozen=True, slots=True)

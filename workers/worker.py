@@ -23,7 +23,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.leases import Lease, LeaseClient, LeaseState, Outcome, Result
+from app.core.leases import Lease, LeaseClient, LeaseState, Outcome, Result
 from workers.execute import error_json, execute
 from workers.settings import WorkerSettings
 from workers.tasks import Context, TaskRegistry

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from app.api import health, jobs
 from app.api.middleware import error_middleware, log_middleware
+from app.api.settings import ApiSettings
 from app.api.state import QUEUE, SETTINGS
-from app.queue import Queue
-from app.redis_client import connect
-from app.settings import ApiSettings
+from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.process.http import serve
 
 __all__ = ["QUEUE", "SETTINGS", "create_app", "start"]
 
@@ -42,18 +43,5 @@ async def _own_queue(app: web.Application) -> AsyncIterator[None]:
 
 
 async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving ``app``; the caller awaits ``runner.cleanup()`` to stop.
-
-    ``port`` 0 picks a free port: read it back from ``runner.addresses``.
-    """
-    settings = app[SETTINGS]
-    runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=settings.shutdown_grace_s, handle_signals=False
-    )
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    """Serve ``app`` with its settings' shutdown grace; the caller awaits ``runner.cleanup()``."""
+    return await serve(app, host, port, app[SETTINGS].shutdown_grace_s)

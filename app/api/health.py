@@ -7,8 +7,8 @@ import asyncio
 import structlog
 from aiohttp import web
 
-from app.api.responses import json_response
 from app.api.state import QUEUE, SETTINGS
+from app.process.http import json_response
 
 log = structlog.get_logger("tide.api")
 

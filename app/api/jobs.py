@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from app.api.bodies import parse_body
-from app.api.responses import json_response
 from app.api.schemas import SubmitJob
 from app.api.state import QUEUE
-from app.errors import JobNotFound
+from app.core.errors import JobNotFound
+from app.process.http import json_response
 
 PUBLIC_TENANT = "public"
 """Every request's tenant until API keys arrive (DESIGN §4: no keys configured → auth off)."""

@@ -4,7 +4,7 @@ Handlers raise; nothing else turns an exception into a response. The mapping:
 
 - :class:`~app.api.responses.ApiError` → its own status and code
 - aiohttp's HTTP errors (unknown route, wrong method, body too large) → their status
-- :mod:`app.errors` → 404 / 409 / 422 (see ``TIDE_ERROR_STATUS``)
+- :mod:`app.core.errors` → 404 / 409 / 422 (see ``TIDE_ERROR_STATUS``)
 - Redis unreachable → 503 ``redis_unavailable``
 - anything else → 500 ``internal_error``, logged with its traceback, never shown to the client
 """
@@ -23,7 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.api.responses import ApiError, error_response
-from app.errors import InvalidRequest, JobConflict, JobNotFound, TideError
+from app.core.errors import InvalidRequest, JobConflict, JobNotFound, TideError
 
 log = structlog.get_logger("tide.api")
 
@@ -32,7 +32,7 @@ TIDE_ERROR_STATUS: dict[type[TideError], int] = {
     JobConflict: 409,
     InvalidRequest: 422,
 }
-"""HTTP status of each :mod:`app.errors` class a handler may let through (subclasses included)."""
+"""HTTP status of each :mod:`app.core.errors` class a handler may raise (subclasses included)."""
 
 _QUIET_PATHS = frozenset({"/health"})
 """Polled by load balancers every few seconds: logged at debug, not info."""

@@ -1,21 +1,13 @@
-"""JSON responses and the one error shape every endpoint answers with."""
+"""The one error shape every endpoint answers with."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-
-def json_response(
-    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    """A response whose body is encoded with orjson (fast, and ISO 8601 for datetimes)."""
-    return web.Response(
-        body=orjson.dumps(data), status=status, headers=headers, content_type="application/json"
-    )
+from app.process.http import json_response
 
 
 class ApiError(Exception):

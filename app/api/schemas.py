@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.models import JobSpec
+from app.core.models import JobSpec
 
 MAX_DELAY_S = 366 * 86_400
 """A year and a day: further out is almost surely a unit mistake (ms sent as s)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from app.queue import Queue
-from app.settings import ApiSettings
+from app.api.settings import ApiSettings
+from app.core.queue import Queue
 
 SETTINGS = web.AppKey("settings", ApiSettings)
 QUEUE = web.AppKey("queue", Queue)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.events import JobEvent, read_events
-from app.keys import GROUP
-from app.leases import Lease, LeaseClient
-from app.queue import Queue
-from app.settings import CoreSettings
+from app.core.events import JobEvent, read_events
+from app.core.keys import GROUP
+from app.core.leases import Lease, LeaseClient
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
 
 LEASE_S = 0.2
 """The lease the lifecycle tests run with: long enough not to expire by itself while a test

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from app import cli
-from app.redis_server import RedisServer, free_port
+from app.dev.redis_server import RedisServer, free_port
 from tests.helpers import wait_healthy
 
 START_TIMEOUT_S = 30.0

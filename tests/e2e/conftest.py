@@ -17,10 +17,10 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from app.keys import Keys
-from app.queue import Queue
-from app.redis_server import RedisServer
-from app.settings import CoreSettings
+from app.core.keys import Keys
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
+from app.dev.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 

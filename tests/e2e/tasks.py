@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from workers import Context, task
+from tide import Context, task
 
 RUNS = "tide-test:runs"
 """Hash job id -> how many times a handler started on it (a test-only key, outside the prefix)."""

@@ -10,11 +10,11 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from app.keys import Keys
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
-from app.redis_server import RedisServer
-from app.settings import CoreSettings
+from app.core.keys import Keys
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
+from app.dev.redis_server import RedisServer
 from tests.e2e.conftest import SpawnWorker, stop, wait_registered
 from tests.e2e.tasks import RUNS
 from tests.helpers import wait_status, wait_terminal

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from app.redis_server import RedisServer, free_port
+from app.dev.redis_server import RedisServer, free_port
 from tests.e2e.conftest import Proc, SpawnWorker, process_env, stop
 from tests.helpers import wait_healthy
 

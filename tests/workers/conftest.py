@@ -9,9 +9,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 from redis.asyncio import Redis
 
-from app.queue import Queue
-from app.redis_client import connect
-from app.redis_server import RedisServer
+from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.dev.redis_server import RedisServer
 from workers.settings import WorkerSettings
 from workers.tasks import TaskRegistry
 from workers.worker import Worker

@@ -14,10 +14,10 @@ import pytest
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from app.errors import NonRetryable
-from app.leases import LeaseClient
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
+from app.core.errors import NonRetryable
+from app.core.leases import LeaseClient
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
 from tests.helpers import wait_status, wait_terminal
 from tests.workers.conftest import StartWorker
 from workers.settings import WorkerSettings

@@ -14,11 +14,11 @@ import orjson
 from redis.asyncio import Redis
 from uuid_utils import uuid7
 
-from app.errors import InvalidRequest, JobConflict
-from app.keys import Keys
-from app.models import Job, JobSpec, JobStatus
-from app.scripts import Script, Scripts, pack
-from app.settings import CoreSettings
+from app.core.errors import InvalidRequest, JobConflict
+from app.core.keys import Keys
+from app.core.models import Job, JobSpec, JobStatus
+from app.core.scripts import Script, Scripts, pack
+from app.core.settings import CoreSettings
 
 SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one

@@ -16,11 +16,11 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from app.api import create_app
-from app.models import Job, JobSpec
-from app.queue import Queue
-from app.redis_client import connect
-from app.redis_server import RedisServer, free_port
-from app.settings import ApiSettings
+from app.api.settings import ApiSettings
+from app.core.models import Job, JobSpec
+from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.dev.redis_server import RedisServer, free_port
 
 Client = TestClient[web.Request, web.Application]
 

@@ -7,9 +7,9 @@ import random
 
 from redis.asyncio import Redis
 
-from app.demo import demo_jobs, run_demo
-from app.queue import Queue
-from app.settings import CoreSettings
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
+from app.dev.demo import demo_jobs, run_demo
 
 PAYLOAD_KEYS = {"sleep": {"seconds"}, "echo": {"message"}, "cpu": {"ms"}, "fail": {"message"}}
 

@@ -15,9 +15,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.keys import GROUP, Keys
-from app.scripts import Script, Scripts, pack
-from app.settings import CoreSettings
+from app.core.keys import GROUP, Keys
+from app.core.scripts import Script, Scripts, pack
+from app.core.settings import CoreSettings
 
 BATCH = 500
 """Leases per script call."""

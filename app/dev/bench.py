@@ -22,14 +22,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tqdm import tqdm
 
-from app import loop
-from app.fleet import WorkerFleet, worker_command
-from app.logging import configure_logging
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
-from app.redis_client import connect
-from app.redis_server import RedisServer, RedisServerUnavailable
-from app.settings import CoreSettings
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.core.settings import CoreSettings
+from app.dev.redis_server import RedisServer, RedisServerUnavailable
+from app.process import loop
+from app.process.fleet import WorkerFleet, worker_command
+from app.process.logging import configure_logging
 
 log = structlog.get_logger("tide.bench")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.keys import Keys
+from app.core.keys import Keys
 
 
 @dataclass(frozen=True, slots=True)

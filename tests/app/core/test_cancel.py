@@ -8,9 +8,9 @@ import asyncio
 import orjson
 from redis.asyncio import Redis
 
-from app.leases import LeaseState, Outcome, Result
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
+from app.core.leases import LeaseState, Outcome, Result
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
 from tests.app.conftest import LEASE_S, MakeLeases, changes, pending_count, take
 
 

@@ -26,13 +26,3 @@ class CoreSettings(BaseSettings):
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
     log_level: str = "info"
-
-
-class ApiSettings(CoreSettings):
-    """The HTTP API process (``tide api``)."""
-
-    host: str = "0.0.0.0"
-    port: int = Field(default=8000, ge=0, le=65535)
-    max_body_bytes: int = Field(default=1_048_576, gt=0)
-    health_timeout_s: float = Field(default=1.0, gt=0)
-    shutdown_grace_s: float = Field(default=10.0, ge=0)

@@ -10,7 +10,7 @@ import sys
 import pytest
 from redis import Redis
 
-from app.redis_server import RedisServer
+from app.dev.redis_server import RedisServer
 
 FIGURES = (
     "enqueue_per_s",

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from app.errors import InvalidRequest, JobConflict
-from app.models import JobSpec, JobStatus
-from app.queue import SUBMIT_CHUNK, Queue
+from app.core.errors import InvalidRequest, JobConflict
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import SUBMIT_CHUNK, Queue
 from tests.app.conftest import changes, server_ms
 
 

@@ -12,11 +12,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from app.keys import GROUP
-from app.leases import Lease, LeaseClient, LeaseState, Outcome, Result
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
-from app.settings import CoreSettings
+from app.core.keys import GROUP
+from app.core.leases import Lease, LeaseClient, LeaseState, Outcome, Result
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
 from tests.app.conftest import LEASE_S, MakeLeases, changes, pending_count, server_ms, take
 
 PAST_LEASE_S = LEASE_S + 0.1

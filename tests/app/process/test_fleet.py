@@ -13,7 +13,7 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from app.fleet import WorkerFleet, worker_command
+from app.process.fleet import WorkerFleet, worker_command
 
 STAND_IN = """
 import os, signal, sys, time, pathlib

@@ -11,10 +11,10 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from app.leases import LeaseClient, Outcome, Result
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
-from app.settings import CoreSettings
+from app.core.leases import LeaseClient, Outcome, Result
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
+from app.core.settings import CoreSettings
 from tests.app.conftest import pending_count
 
 pytestmark = pytest.mark.redis

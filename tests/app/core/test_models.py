@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from app.models import TERMINAL, Job, JobSpec, JobStatus, iso
+from app.core.models import TERMINAL, Job, JobSpec, JobStatus, iso
 
 STORED = {
     "id": "01J0000000000000000000000A",

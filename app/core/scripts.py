@@ -17,8 +17,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.keys import GROUP, Keys
-from app.settings import CoreSettings
+from app.core.keys import GROUP, Keys
+from app.core.settings import CoreSettings
 
 _INCLUDE = re.compile(r"^--!include (\w+)$", re.MULTILINE)
 
@@ -40,7 +40,7 @@ class Script(StrEnum):
 @cache
 def source(name: str) -> str:
     """The script's text with its includes resolved."""
-    text = resources.files("app.lua").joinpath(f"{name}.lua").read_text()
+    text = resources.files("app.core.lua").joinpath(f"{name}.lua").read_text()
     return _INCLUDE.sub(lambda m: source(m.group(1)), text)
 
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 import structlog
 
-from app.logging import configure_logging
+from app.process.logging import configure_logging
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from app.keys import GROUP
-from app.leases import Outcome, Result
-from app.models import JobSpec
-from app.queue import Queue, QueueStats
+from app.core.keys import GROUP
+from app.core.leases import Outcome, Result
+from app.core.models import JobSpec
+from app.core.queue import Queue, QueueStats
 from tests.app.conftest import MakeLeases, take
 
 # -- stats --------------------------------------------------------------------------------------

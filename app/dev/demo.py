@@ -10,8 +10,8 @@ from contextlib import suppress
 import structlog
 from redis.exceptions import RedisError
 
-from app.models import JobSpec
-from app.queue import Queue
+from app.core.models import JobSpec
+from app.core.queue import Queue
 
 log = structlog.get_logger("tide.demo")
 

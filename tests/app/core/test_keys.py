@@ -9,12 +9,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from app.keys import GROUP, Keys
-from app.leases import LeaseClient, Outcome, Result
-from app.models import JobSpec
-from app.queue import Queue
-from app.scripts import Script, pack, source
-from app.settings import CoreSettings
+from app.core.keys import GROUP, Keys
+from app.core.leases import LeaseClient, Outcome, Result
+from app.core.models import JobSpec
+from app.core.queue import Queue
+from app.core.scripts import Script, pack, source
+from app.core.settings import CoreSettings
 from tests.app.conftest import take
 
 

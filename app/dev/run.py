@@ -16,17 +16,17 @@ from dataclasses import dataclass
 
 import structlog
 
-from app import loop
 from app.api import create_app, start
-from app.demo import run_demo
-from app.fake_redis import EmbeddedRedis, FakeRedisUnavailable
-from app.fleet import STOP_TIMEOUT_S, WorkerFleet, worker_command
-from app.logging import configure_logging
-from app.queue import Queue
-from app.redis_client import connect
-from app.redis_server import RedisServer, RedisServerUnavailable
-from app.settings import ApiSettings
-from app.signals import StopSignals
+from app.api.settings import ApiSettings
+from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.dev.demo import run_demo
+from app.dev.fake_redis import EmbeddedRedis, FakeRedisUnavailable
+from app.dev.redis_server import RedisServer, RedisServerUnavailable
+from app.process import loop
+from app.process.fleet import STOP_TIMEOUT_S, WorkerFleet, worker_command
+from app.process.logging import configure_logging
+from app.process.signals import StopSignals
 
 log = structlog.get_logger("tide.dev")
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from app.leases import Outcome, Result
-from app.models import JobSpec, JobStatus
-from app.queue import Queue
+from app.core.leases import Outcome, Result
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
 from tests.app.conftest import MakeLeases, changes, take
 
 

@@ -1,0 +1,1 @@
+"""Local tooling (``tide dev``, the demo, ``tide bench``, a private redis-server); CLI only."""

@@ -1,0 +1,1 @@
+"""What every Tide process runs on, with no Redis knowledge: logging, signals, the loop, HTTP."""
