@@ -1,7 +1,7 @@
 """Job status changes as they appear on the events stream (``P:events``).
 
 Each script call that changes statuses appends ONE entry holding all its changes (see
-``emit``/``done`` in ``app/lua/_lib.lua``): per-job entries cost a third of a worker's throughput.
+``done.lua`` in ``app/core/lua/include/``): per-job entries cost a third of a worker's throughput.
 An event's id is its entry's id, so "replay after id X" never splits a batch.
 """
 

@@ -146,7 +146,7 @@ class LeaseClient:
         states: list[LeaseState] = []
         for batch in _batches(leases):
             args = [self.consumer, pack(lease.fence() for lease in batch)]
-            states += [LeaseState(s) for s in await self.scripts(Script.HEARTBEAT, args)]
+            states += [LeaseState(s) for s in await self.scripts(Script.EXTEND, args)]
         return states
 
     async def finish(self, results: Sequence[Result]) -> list[bool]:

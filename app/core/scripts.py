@@ -1,8 +1,9 @@
 """Loads Tide's Lua scripts and calls them with the head every script expects.
 
-Scripts live in ``app/lua/`` as one file per command; ``--!include NAME`` pastes a shared piece
-(``_lib.lua``) so nothing is copied between files. Each is registered once per client and runs as
-one ``EVALSHA``: atomic and one round trip. See ``_lib.lua`` for the KEYS/ARGV head.
+Scripts live in ``app/core/lua/`` as one file per command; ``--!include NAME`` pastes a shared
+piece from ``lua/include/`` (each at most once per script, its own includes first), so nothing is
+copied between files. Each is registered once per client and runs as one ``EVALSHA``: atomic and
+one round trip. ``include/head.lua`` describes the KEYS/ARGV head.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Script(StrEnum):
     SUBMIT = "submit"
     START = "start"
     CLAIM = "claim"
-    HEARTBEAT = "heartbeat"
+    EXTEND = "extend"
     FINISH = "finish"
     RELEASE = "release"
     CANCEL = "cancel"
@@ -39,13 +40,24 @@ class Script(StrEnum):
 
 @cache
 def source(name: str) -> str:
-    """The script's text with its includes resolved."""
-    text = resources.files("app.core.lua").joinpath(f"{name}.lua").read_text()
-    return _INCLUDE.sub(lambda m: source(m.group(1)), text)
+    """The script's text with its includes resolved, each pasted once."""
+    return _resolve(resources.files("app.core.lua").joinpath(f"{name}.lua").read_text(), set())
+
+
+def _resolve(text: str, pasted: set[str]) -> str:
+    def paste(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in pasted:
+            return ""
+        pasted.add(name)
+        include = resources.files("app.core.lua").joinpath("include", f"{name}.lua").read_text()
+        return _resolve(include, pasted)
+
+    return _INCLUDE.sub(paste, text)
 
 
 def pack(rows: Iterable[Iterable[object]]) -> str:
-    """A batch of records as the one argument the scripts split on newlines (see _lib.lua)."""
+    """A batch of records as the one argument the scripts split on newlines (see head.lua)."""
     return "\n".join([str(value) for row in rows for value in row])
 
 

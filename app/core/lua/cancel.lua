@@ -3,7 +3,7 @@
 -- ARGV[FIRST] job id, +1 tenant ('' = any tenant)
 -- Returns 'not_found', 'cancelled', 'cancelling' (running; flagged), or the terminal status it
 -- already had.
---!include _lib
+--!include transitions
 local id, tenant = ARGV[FIRST], ARGV[FIRST + 1]
 local key = JOB .. id
 local f = redis.call('HMGET', key, 'status', 'queue', 'tenant', 'entry')

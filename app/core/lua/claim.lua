@@ -1,7 +1,7 @@
 -- claim.lua: take over entries whose lease ran out (their worker died) and begin new attempts.
 -- ARGV[FIRST] consumer, +1 queue, +2 min idle (ms), +3 cursor, +4 count
 -- Returns {next cursor, started jobs (as start.lua), entry ids that were deleted while pending}
---!include _lib
+--!include transitions
 local consumer, queue = ARGV[FIRST], ARGV[FIRST + 1]
 local stream = QUEUE .. queue
 local r = redis.call('XAUTOCLAIM', stream, GROUP, consumer, ARGV[FIRST + 2], ARGV[FIRST + 3],

@@ -5,7 +5,8 @@
 -- An error with attempts left becomes 'scheduled' for a retry; otherwise 'failed' and dead-lettered.
 -- A job whose cancel was asked ends 'cancelled' whatever the outcome, unless it succeeded.
 -- Returns per attempt 1 (recorded) or 0 (lease lost: the outcome was discarded).
---!include _lib
+--!include fence
+--!include transitions
 local consumer = ARGV[FIRST]
 local r = records(ARGV[FIRST + 1])
 local now = now_ms()

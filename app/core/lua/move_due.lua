@@ -2,7 +2,7 @@
 -- Safe for every worker to run: each due job is moved once, in one script.
 -- ARGV[FIRST] most jobs to move in one call
 -- Returns {jobs moved, ms until the next job is due (-1: none)}
---!include _lib
+--!include transitions
 local now = now_ms()
 local ids = redis.call('ZRANGEBYSCORE', DELAYED, '-inf', now, 'LIMIT', 0, ARGV[FIRST])
 for _, id in ipairs(ids) do

@@ -2,7 +2,7 @@
 -- holding no pending entries: deleting one that holds entries would strand them forever.
 -- ARGV[FIRST] queue, +1 idle (ms) past which an unregistered consumer counts as gone
 -- Returns the number of consumers removed.
---!include _lib
+--!include head
 local stream = QUEUE .. ARGV[FIRST]
 local consumers = redis.pcall('XINFO', 'CONSUMERS', stream, GROUP)
 if type(consumers) ~= 'table' or consumers.err then

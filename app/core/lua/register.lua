@@ -1,7 +1,7 @@
 -- register.lua: keep this worker's entry in the live registry and drop workers gone silent.
 -- ARGV[FIRST] worker id, +1 description (JSON; '' = deregister), +2 silence that counts as dead (ms)
 -- Returns the number of dead workers removed.
---!include _lib
+--!include head
 local id, info = ARGV[FIRST], ARGV[FIRST + 1]
 local now = now_ms()
 if info == '' then

@@ -6,7 +6,8 @@
 -- ARGV[FIRST] consumer, +1 idle to set (ms), +2 records of four fields per lease:
 --   queue, entry id, job id, token
 -- Returns the number of leases released.
---!include _lib
+--!include fence
+--!include done
 local consumer, idle = ARGV[FIRST], ARGV[FIRST + 1]
 local r = records(ARGV[FIRST + 2])
 local n = 0

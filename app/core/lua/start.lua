@@ -1,7 +1,7 @@
 -- start.lua: begin attempts on entries this consumer has just leased with XREADGROUP.
 -- ARGV[FIRST] consumer, +1 records of three fields per entry: queue, entry id, job id
 -- Returns the started jobs: {entry, id, queue, token, type, payload, timeout_s, max_attempts}
---!include _lib
+--!include transitions
 local consumer = ARGV[FIRST]
 local now = now_ms()
 local r = records(ARGV[FIRST + 1])

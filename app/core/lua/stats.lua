@@ -2,7 +2,7 @@
 -- Waiting is XLEN - pending (acked entries are deleted), right even where XINFO's lag is null.
 -- ARGV[FIRST..] queue names
 -- Returns per queue {waiting, running, scheduled, dead, oldest waiting age in ms (-1: none)}
---!include _lib
+--!include head
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}

@@ -2,7 +2,7 @@
 -- ARGV[FIRST]: records of nine fields per job: id, tenant, queue, type, payload (JSON),
 --   max_attempts, timeout_s, delay_ms, run_at_ms (absolute, server clock; 0 = use delay_ms)
 -- Returns per job {status, created_at, run_at or ''}, or {'exists'} when the id is taken.
---!include _lib
+--!include transitions
 local now = now_ms()
 local created = fmt(now)
 local r = records(ARGV[FIRST])

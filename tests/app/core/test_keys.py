@@ -65,8 +65,15 @@ def test_each_script_loads_with_its_header_and_includes_resolved(script: Script)
     text = source(script.value)
     assert text.startswith(f"-- {script.value}.lua:")
     assert not re.search(r"^--!include", text, re.MULTILINE)
-    assert "local function holds_lease" in text  # _lib pasted in
+    assert text.count("local FIRST = 8") == 1  # head pasted in, once
     assert re.search(r"\bARGV\[FIRST\]", text)
+
+
+def test_an_include_that_several_includes_share_is_pasted_once() -> None:
+    text = source(Script.FINISH.value)  # fence and transitions both include head
+    assert text.count("local function holds_lease") == 1
+    assert text.count("local function done") == 1
+    assert text.count("local function now_ms") == 1
 
 
 def test_pack_joins_every_field_with_newlines() -> None:

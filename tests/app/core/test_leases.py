@@ -1,4 +1,4 @@
-"""The lease lifecycle through ``LeaseClient``: read and start (start.lua), extend (heartbeat.lua),
+"""The lease lifecycle through ``LeaseClient``: read and start (start.lua), extend (extend.lua),
 finish (finish.lua), claim (claim.lua) and release (release.lua), each fenced by owner and token.
 """
 

@@ -1,7 +1,7 @@
--- heartbeat.lua: extend the leases a worker still holds by resetting their idle time.
+-- extend.lua: extend the leases a worker still holds by resetting their idle time.
 -- ARGV[FIRST] consumer, +1 records of four fields per lease: queue, entry id, job id, token
 -- Returns per lease 0 (lost: another worker owns it now), 1 (extended), 2 (extended; cancel asked)
---!include _lib
+--!include fence
 local consumer = ARGV[FIRST]
 local r = records(ARGV[FIRST + 1])
 local out = {}

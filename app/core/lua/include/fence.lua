@@ -1,0 +1,17 @@
+-- fence.lua: does this consumer still hold this attempt's lease?
+--!include head
+
+-- the fence: the lease still belongs to this consumer and this attempt. Every script that moves
+-- an entry to another owner or ends the attempt also changes the job record in the same atomic
+-- step: a transfer (XAUTOCLAIM in claim.lua, then start_job) sets 'worker' and bumps 'attempts';
+-- anything else leaves 'running' (finish, release, dead-letter, cancel on reclaim). So checking
+-- status, worker and attempts checks the pending list's owner without an XPENDING per job.
+-- Returns the job's {status, attempts, worker, tenant, max_attempts, cancel} when it holds.
+local function holds_lease(key, consumer, token)
+  local f = redis.call('HMGET', key, 'status', 'attempts', 'worker', 'tenant', 'max_attempts',
+    'cancel')
+  if f[1] ~= 'running' or f[2] ~= token or f[3] ~= consumer then
+    return false
+  end
+  return f
+end
