@@ -78,7 +78,7 @@ class Scripts:
             keys.queue_prefix,
             keys.dead_prefix,
             GROUP,
-            settings.events_maxlen,
+            settings.events_max_changes,
             settings.dead_maxlen,
             settings.result_ttl_s,
         ]

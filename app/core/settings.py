@@ -35,7 +35,8 @@ class CoreSettings(BaseSettings):
     result_ttl_s: int = Field(default=86_400, gt=0)
     retry_backoff_s: float = Field(default=1.0, ge=0)
     retry_backoff_max_s: float = Field(default=300.0, ge=0)
-    events_maxlen: int = Field(default=10_000, gt=0)
+    events_max_changes: int = Field(default=100_000, gt=0)
+    """The events stream keeps this many of the newest status changes (whole entries)."""
     dead_maxlen: int = Field(default=10_000, gt=0)
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
