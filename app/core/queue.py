@@ -25,6 +25,8 @@ SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one
 call never holds Redis for long."""
 SUBMIT_IN_FLIGHT = 4
+FORGET_SCAN = 100
+"""Queue names one forget script call looks at: a flood of names never holds Redis for long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,20 @@ class Queue:
     async def queue_names(self) -> list[str]:
         names: Any = await self.redis.smembers(self.keys.queues)
         return sorted(names)
+
+    async def forget_idle_queues(self, idle_s: float | None = None) -> list[str]:
+        """Forget the queues that are empty and were not used (enqueued to, or read by a
+        worker) for ``idle_s`` (default ``QUEUE_IDLE_FORGET_S``): their names leave
+        :meth:`queue_names` and their empty streams go. Dead letters stay. Safe to run from
+        every process at once; meant to run every minute or so."""
+        idle_ms = int((self.settings.queue_idle_forget_s if idle_s is None else idle_s) * 1000)
+        cursor, forgotten = "0", []
+        while True:
+            args = [cursor, FORGET_SCAN, idle_ms]
+            cursor, names = await self.scripts(Script.FORGET_QUEUES, args)
+            forgotten += names
+            if cursor == "0":
+                return forgotten
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         """Depth figures per queue (all known queues by default), in one round trip."""

@@ -36,6 +36,7 @@ class Script(StrEnum):
     STATS = "stats"
     REGISTER = "register"
     PRUNE_CONSUMERS = "prune_consumers"
+    FORGET_QUEUES = "forget_queues"
 
 
 @cache

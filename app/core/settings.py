@@ -38,6 +38,8 @@ class CoreSettings(BaseSettings):
     events_max_changes: int = Field(default=100_000, gt=0)
     """The events stream keeps this many of the newest status changes (whole entries)."""
     dead_maxlen: int = Field(default=10_000, gt=0)
+    queue_idle_forget_s: float = Field(default=86_400.0, gt=0)
+    """An empty queue that no one enqueued to or read from for this long is forgotten."""
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
     log_level: str = "info"

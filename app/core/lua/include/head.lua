@@ -36,3 +36,12 @@ end
 local function fmt(ms)
   return string.format('%.3f', ms)
 end
+
+-- a flat {name, value, name, value, ...} reply (XINFO) as a table
+local function as_map(flat)
+  local out = {}
+  for j = 1, #flat, 2 do
+    out[flat[j]] = flat[j + 1]
+  end
+  return out
+end
