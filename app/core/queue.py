@@ -1,6 +1,8 @@
-"""The client side of the queue: submit jobs, read them, cancel them, read queue depth.
+"""The client side of the queue: submit jobs, read them, cancel them, read queue depth, forget
+idle queues.
 
-Every state change is one Lua script (``app/lua``); a batch of submissions is one script call.
+Every state change is one Lua script (``app/core/lua``); a batch of submissions is one script
+call. Script refusals become errors through ``app.core.errors.raise_refusal``.
 """
 
 from __future__ import annotations
@@ -90,17 +92,17 @@ class Queue:
             payload = encode_payload(spec.payload)
         except InvalidRequest as exc:
             raise InvalidRequest(f"{label}{exc}") from None
-        defaults = self.settings
+        settings = self.settings
         return [
             spec.id or str(uuid7()),
             spec.tenant,
             spec.queue,
             spec.type,
             payload,
-            defaults.default_max_attempts if spec.max_attempts is None else spec.max_attempts,
-            defaults.default_timeout_s if spec.timeout_s is None else spec.timeout_s,
+            settings.default_max_attempts if spec.max_attempts is None else spec.max_attempts,
+            settings.default_timeout_s if spec.timeout_s is None else spec.timeout_s,
             int(spec.delay_s * 1000),
-            spec.run_at.timestamp() * 1000 if spec.run_at else "",
+            "" if spec.run_at is None else spec.run_at.timestamp() * 1000,
         ]
 
     async def get(self, job_id: str) -> Job | None:
@@ -120,10 +122,10 @@ class Queue:
         return sorted(names)
 
     async def forget_idle_queues(self, idle_s: float | None = None) -> list[str]:
-        """Forget the queues that are empty and were not used (enqueued to, or read by a
-        worker) for ``idle_s`` (default ``QUEUE_IDLE_FORGET_S``): their names leave
-        :meth:`queue_names` and their empty streams go. Dead letters stay. Safe to run from
-        every process at once; meant to run every minute or so."""
+        """Forget the queues that are empty, served by no live worker, and had nothing enqueued
+        or delivered for ``idle_s`` (default ``QUEUE_IDLE_FORGET_S``): their names leave
+        :meth:`queue_names` and their empty streams go; dead letters stay. Returns the names.
+        Safe to run from every process at once; meant to run every minute or so."""
         idle_ms = int((self.settings.queue_idle_forget_s if idle_s is None else idle_s) * 1000)
         cursor, forgotten = "0", []
         while True:
