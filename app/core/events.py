@@ -2,7 +2,8 @@
 
 Each script call that changes statuses appends ONE entry holding all its changes (see
 ``done.lua`` in ``app/core/lua/include/``): per-job entries cost a third of a worker's throughput.
-An event's id is its entry's id, so "replay after id X" never splits a batch.
+An event's id is its entry's id, so "replay after id X" never splits a batch. The stream keeps
+the newest ``EVENTS_MAX_CHANGES`` changes in whole entries, however large the batches.
 """
 
 from __future__ import annotations

@@ -68,5 +68,5 @@ class Keys:
 
     @property
     def queues(self) -> str:
-        """Set of every queue name that has ever had a job submitted."""
+        """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"

@@ -1,13 +1,26 @@
-"""Job statuses, the job record, and what a submission carries."""
+"""Job statuses, the job record, and what a submission carries (checked before it is stored)."""
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+
+from app.core.errors import InvalidRequest
 
 
 class JobStatus(StrEnum):
@@ -21,20 +34,77 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
 
+MAX_ATTEMPTS = 1000
+MAX_TIMEOUT_S = 7 * 86_400
+"""A week: a longer attempt is a lease held through a whole release cycle of its workers."""
+MAX_DELAY_S = 366 * 86_400
+"""A year and a day, for ``delay_s`` and for how far ahead ``run_at`` may be: further out is
+almost surely a unit mistake (ms sent as s), and stays within what timestamps can render."""
+MAX_NAME = 200
 
+
+def _printable(name: str) -> str:
+    # the packed batch (head.lua) splits on newlines, and a name is part of a Redis key
+    if not name.isprintable():
+        raise ValueError("names must be printable text")
+    return name
+
+
+def _within_reach(when: datetime | None) -> datetime | None:
+    if when is not None and when > datetime.now(UTC) + timedelta(seconds=MAX_DELAY_S):
+        raise ValueError(f"run_at must be at most {MAX_DELAY_S // 86_400} days ahead")
+    return when
+
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_printable)]
+Seconds = Annotated[float, Field(allow_inf_nan=False)]
+
+
+@with_config(ConfigDict(strict=True, revalidate_instances="always"))
 @dataclass(frozen=True, slots=True)
 class JobSpec:
-    """A job to submit. ``payload`` is any JSON-serialisable value."""
+    """A job to submit. ``payload`` is any JSON-serialisable value.
 
-    type: str
+    ``None`` means the setting's default for ``max_attempts`` and ``timeout_s``. ``run_at`` must
+    carry a timezone (a naive datetime is refused rather than guessed); when given it wins over
+    ``delay_s``. :func:`checked` enforces the annotated types and ranges.
+    """
+
+    type: Name
     payload: Any = None
-    queue: str = "default"
-    tenant: str = "public"
-    max_attempts: int | None = None
-    timeout_s: float | None = None
-    delay_s: float = 0.0
-    run_at: datetime | None = None
-    id: str | None = None
+    queue: Name = "default"
+    tenant: Name = "public"
+    max_attempts: Annotated[int | None, Field(ge=1, le=MAX_ATTEMPTS)] = None
+    timeout_s: Annotated[Seconds | None, Field(gt=0, le=MAX_TIMEOUT_S)] = None
+    delay_s: Annotated[Seconds, Field(ge=0, le=MAX_DELAY_S)] = 0.0
+    run_at: Annotated[AwareDatetime | None, AfterValidator(_within_reach)] = None
+    id: Name | None = None
+
+
+_SPEC = TypeAdapter(JobSpec)
+
+
+def checked(spec: JobSpec) -> JobSpec:
+    """``spec`` with its types and ranges checked (ints for floats allowed), or
+    :class:`InvalidRequest` saying which fields are wrong. Library callers get no less checking
+    than the API."""
+    try:
+        return _SPEC.validate_python(spec)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {reprlib.repr(e['input'])})"
+            for e in exc.errors()
+        )
+        raise InvalidRequest(f"invalid job: {problems}") from None
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as stored: compact JSON, or :class:`InvalidRequest` when it has none (an
+    integer beyond 64 bits, a set, a non-text dict key...)."""
+    try:
+        return orjson.dumps(payload).decode()
+    except orjson.JSONEncodeError as exc:
+        raise InvalidRequest(f"payload is not JSON-serialisable: {exc}") from None
 
 
 def iso(ms: str | None) -> str | None:

@@ -36,6 +36,7 @@ class Script(StrEnum):
     STATS = "stats"
     REGISTER = "register"
     PRUNE_CONSUMERS = "prune_consumers"
+    FORGET_QUEUES = "forget_queues"
 
 
 @cache
@@ -78,7 +79,7 @@ class Scripts:
             keys.queue_prefix,
             keys.dead_prefix,
             GROUP,
-            settings.events_maxlen,
+            settings.events_max_changes,
             settings.dead_maxlen,
             settings.result_ttl_s,
         ]

@@ -6,8 +6,20 @@ down, so nothing below the edge reads ``os.environ``.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
+
+
+def hash_tag(key: str) -> str | None:
+    """The part of ``key`` Redis Cluster hashes when it is not the whole key: the text between
+    the first ``{`` and the next ``}``, if that text is not empty."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    if start < 0 or end < 0 or end == start + 1:
+        return None
+    return key[start + 1 : end]
 
 
 class CoreSettings(BaseSettings):
@@ -16,13 +28,29 @@ class CoreSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     redis_url: str = "redis://localhost:6379/0"
+    redis_socket_timeout_s: float = Field(default=SOCKET_TIMEOUT_S, ge=2, le=3600)
+    redis_connect_timeout_s: float = Field(default=CONNECT_TIMEOUT_S, gt=0, le=3600)
     key_prefix: str = Field(default="{tide}", min_length=1)
     lease_timeout_s: float = Field(default=30.0, gt=0)
     result_ttl_s: int = Field(default=86_400, gt=0)
     retry_backoff_s: float = Field(default=1.0, ge=0)
     retry_backoff_max_s: float = Field(default=300.0, ge=0)
-    events_maxlen: int = Field(default=10_000, gt=0)
+    events_max_changes: int = Field(default=100_000, gt=0)
+    """The events stream keeps this many of the newest status changes (whole entries)."""
     dead_maxlen: int = Field(default=10_000, gt=0)
+    queue_idle_forget_s: float = Field(default=86_400.0, gt=0)
+    """An empty queue that no one enqueued to or read from for this long is forgotten."""
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
     log_level: str = "info"
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _one_slot(cls, prefix: str) -> str:
+        if hash_tag(prefix) is None:
+            raise ValueError(
+                f"KEY_PREFIX {prefix!r} needs a Redis Cluster hash tag: non-empty text in braces,"
+                " such as '{tide}' or 'app-{tide}', so that every key of a deployment lands in"
+                " one slot and the Lua scripts stay legal on a cluster"
+            )
+        return prefix

@@ -1,15 +1,15 @@
 -- cancel.lua: cancel one job. Waiting jobs end 'cancelled' at once and are never started; a
 -- running job is flagged and its worker stops it at its next heartbeat.
 -- ARGV[FIRST] job id, +1 tenant ('' = any tenant)
--- Returns 'not_found', 'cancelled', 'cancelling' (running; flagged), or the terminal status it
--- already had.
+-- Returns 'cancelled' or 'cancelling' (running; flagged); refuses, changing nothing, with
+-- {'not_found', id} or {'finished', id, status} (see REPLY_ERRORS in app/core/errors.py).
 --!include transitions
 local id, tenant = ARGV[FIRST], ARGV[FIRST + 1]
 local key = JOB .. id
 local f = redis.call('HMGET', key, 'status', 'queue', 'tenant', 'entry')
 local status, queue = f[1], f[2]
 if not status or (tenant ~= '' and f[3] ~= tenant) then
-  return done('not_found')
+  return {'not_found', id}
 end
 if status == 'pending' then
   local stream = QUEUE .. queue
@@ -26,7 +26,7 @@ elseif status == 'running' then
   redis.call('HSET', key, 'cancel', '1')
   return done('cancelling')
 else
-  return done(status)
+  return {'finished', id, status}
 end
 terminate(key, id, 'cancelled', queue, f[3], now_ms())
 return done('cancelled')

@@ -20,6 +20,7 @@ for i = 1, #r, 7 do
     drop_entry(stream, eid)
     local tenant = f[4]
     if outcome == 'ok' then
+      redis.call('HDEL', key, 'error', 'cancel') -- a success leaves no earlier error or request
       terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
     elseif outcome == 'cancelled' or f[6] == '1' then
       terminate(key, id, 'cancelled', queue, tenant, now, 'error', data)

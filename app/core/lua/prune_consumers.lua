@@ -10,10 +10,7 @@ if type(consumers) ~= 'table' or consumers.err then
 end
 local n = 0
 for _, c in ipairs(consumers) do
-  local info = {}
-  for j = 1, #c, 2 do
-    info[c[j]] = c[j + 1]
-  end
+  local info = as_map(c)
   if info['pending'] == 0 and info['idle'] >= tonumber(ARGV[FIRST + 1])
       and redis.call('HEXISTS', WORKERS, info['name']) == 0 then
     redis.call('XGROUP', 'DELCONSUMER', stream, GROUP, info['name'])

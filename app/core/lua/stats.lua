@@ -3,8 +3,7 @@
 -- ARGV[FIRST..] queue names
 -- Returns per queue {waiting, running, scheduled, dead, oldest waiting age in ms (-1: none)}
 --!include head
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = math.floor(now_ms())
 local out = {}
 for i = FIRST, #ARGV do
   local queue = ARGV[i]
@@ -15,10 +14,7 @@ for i = FIRST, #ARGV do
     local groups = redis.pcall('XINFO', 'GROUPS', stream)
     if type(groups) == 'table' and not groups.err then
       for _, g in ipairs(groups) do
-        local info = {}
-        for j = 1, #g, 2 do
-          info[g[j]] = g[j + 1]
-        end
+        local info = as_map(g)
         if info['name'] == GROUP then
           pending, last = info['pending'], info['last-delivered-id']
         end

@@ -1,13 +1,16 @@
 """cancel.lua through ``Queue.cancel``: waiting jobs end at once and never start, running jobs
-are flagged for their worker, and nothing outside the caller's tenant is visible."""
+are flagged for their worker, ended jobs are a conflict, and nothing outside the caller's tenant
+is visible."""
 
 from __future__ import annotations
 
 import asyncio
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
+from app.core.errors import JobConflict, JobNotFound
 from app.core.leases import LeaseState, Outcome, Result
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
@@ -97,14 +100,15 @@ async def test_a_running_job_is_flagged_and_its_worker_told(
     assert await any_redis.xlen(queue.keys.queue("default")) == 0
 
 
-async def test_a_terminal_job_answers_with_its_status_and_stays(
+async def test_an_ended_job_is_a_conflict_naming_its_status_and_stays(
     queue: Queue, make_leases: MakeLeases
 ) -> None:
     job = await queue.submit(JobSpec(type="echo"))
     worker = make_leases("w1")
     (lease,) = await take(worker)
     await worker.finish([Result(lease, Outcome.OK, '"result"')])
-    assert await queue.cancel(job.id) == "succeeded"
+    with pytest.raises(JobConflict, match=f"job {job.id} has already ended: succeeded"):
+        await queue.cancel(job.id)
     done = await queue.get(job.id)
     assert done is not None
     assert done.status is JobStatus.SUCCEEDED
@@ -113,23 +117,32 @@ async def test_a_terminal_job_answers_with_its_status_and_stays(
 
     other = await queue.submit(JobSpec(type="echo"))
     assert await queue.cancel(other.id) == "cancelled"
-    assert await queue.cancel(other.id) == "cancelled"
+    with pytest.raises(JobConflict, match="already ended: cancelled"):
+        await queue.cancel(other.id)
 
 
-async def test_a_failed_job_answers_failed(queue: Queue, make_leases: MakeLeases) -> None:
+async def test_a_failed_job_is_a_conflict(
+    any_redis: Redis, queue: Queue, make_leases: MakeLeases
+) -> None:
     job = await queue.submit(JobSpec(type="echo", max_attempts=1))
     worker = make_leases("w1")
     (lease,) = await take(worker)
     await worker.finish([Result(lease, Outcome.ERROR, '{"type":"E","message":"m"}', 0)])
-    assert await queue.cancel(job.id) == "failed"
+    events = await any_redis.xlen(queue.keys.events)
+    with pytest.raises(JobConflict, match="already ended: failed"):
+        await queue.cancel(job.id)
+    assert await any_redis.xlen(queue.keys.events) == events  # a refusal records nothing
 
 
 async def test_unknown_and_other_tenants_jobs_are_not_found(any_redis: Redis, queue: Queue) -> None:
-    assert await queue.cancel("no-such-job") == "not_found"
-    assert await queue.cancel("no-such-job", tenant="acme") == "not_found"
+    with pytest.raises(JobNotFound, match="no job with id 'no-such-job'"):
+        await queue.cancel("no-such-job")
+    with pytest.raises(JobNotFound):
+        await queue.cancel("no-such-job", tenant="acme")
 
     job = await queue.submit(JobSpec(type="echo", tenant="acme"))
-    assert await queue.cancel(job.id, tenant="evil") == "not_found"
+    with pytest.raises(JobNotFound):
+        await queue.cancel(job.id, tenant="evil")
     untouched = await queue.get(job.id)
     assert untouched is not None
     assert untouched.status is JobStatus.PENDING
@@ -137,7 +150,8 @@ async def test_unknown_and_other_tenants_jobs_are_not_found(any_redis: Redis, qu
 
     assert await queue.cancel(job.id, tenant="acme") == "cancelled"
     # a missing tenant must not match a job stored without one either
-    assert await queue.cancel(job.id, tenant="public") == "not_found"
+    with pytest.raises(JobNotFound):
+        await queue.cancel(job.id, tenant="public")
 
 
 async def test_a_cancel_requested_job_whose_worker_died_ends_cancelled_when_reclaimed(

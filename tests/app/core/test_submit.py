@@ -174,9 +174,27 @@ async def test_a_taken_id_is_refused_and_the_first_job_kept(any_redis: Redis, qu
     assert await any_redis.zcard(queue.keys.delayed) == 0
 
 
-async def test_a_taken_id_inside_one_batch_is_refused(queue: Queue) -> None:
+async def test_a_taken_id_inside_one_batch_is_refused_and_nothing_stored(
+    any_redis: Redis, queue: Queue
+) -> None:
     with pytest.raises(JobConflict, match="twice"):
         await queue.submit_many([JobSpec(type="a", id="twice"), JobSpec(type="b", id="twice")])
+    assert await any_redis.dbsize() == 0
+
+
+async def test_a_batch_with_one_taken_id_stores_none_of_its_jobs(
+    any_redis: Redis, queue: Queue
+) -> None:
+    await queue.submit(JobSpec(type="first", id="dup"))
+    before = sorted(await any_redis.keys("*"))
+    events = await any_redis.xlen(queue.keys.events)
+    with pytest.raises(JobConflict, match="job id dup is already taken"):
+        await queue.submit_many(
+            [JobSpec(type="new", queue="other"), JobSpec(type="second", id="dup")]
+        )
+    assert sorted(await any_redis.keys("*")) == before
+    assert await any_redis.xlen(queue.keys.events) == events
+    assert await queue.queue_names() == ["default"]
 
 
 @pytest.mark.parametrize(

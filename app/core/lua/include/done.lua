@@ -3,11 +3,47 @@
 --!include head
 
 -- status changes are collected and appended as ONE events-stream entry per script call:
--- fields n (count) and changes (four fields per change: job id, status, queue, tenant).
+-- fields n (count), c (running count of changes up to and including this entry's) and changes
+-- (four fields per change: job id, status, queue, tenant).
 local changes = {}
 local function emit(id, status, queue, tenant)
   local n = #changes
   changes[n + 1], changes[n + 2], changes[n + 3], changes[n + 4] = id, status, queue, tenant or ''
+end
+
+local function running_count(entry)
+  local f = entry[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'c' then
+      return tonumber(f[j + 1])
+    end
+  end
+  return 0
+end
+
+-- the stream keeps the newest EVENTS_MAX_CHANGES changes, in whole entries (a replay never
+-- splits a batch): entries whose every change is older go, oldest first. An entry can hold 500
+-- changes, so a cap in entries would not bound memory. At most 100 entries go per call; a
+-- backlog (a lowered cap) shrinks over the next calls.
+local function append_events()
+  local n = #changes / 4
+  local newest = redis.call('XREVRANGE', EVENTS, '+', '-', 'COUNT', 1)[1]
+  local count = n + (newest and running_count(newest) or 0)
+  redis.call('XADD', EVENTS, '*', 'n', n, 'c', count, 'changes', table.concat(changes, '\n'))
+  local outdated = count - tonumber(EVENTS_MAX_CHANGES)
+  if outdated < 1 then
+    return
+  end
+  local first = redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', 1)[1]
+  local steps = 0
+  -- the entry just added is never outdated, so `first` always exists
+  while running_count(first) <= outdated and steps < 100 do
+    first = redis.call('XRANGE', EVENTS, '(' .. first[1], '+', 'COUNT', 1)[1]
+    steps = steps + 1
+  end
+  if steps > 0 then
+    redis.call('XTRIM', EVENTS, 'MINID', first[1])
+  end
 end
 
 -- acked entries are deleted, so a queue stream holds only waiting and running work. The
@@ -32,8 +68,7 @@ local function done(reply)
     end
   end
   if #changes > 0 then
-    redis.call('XADD', EVENTS, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-      'n', #changes / 4, 'changes', table.concat(changes, '\n'))
+    append_events()
   end
   return reply
 end

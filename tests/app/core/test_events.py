@@ -1,0 +1,84 @@
+"""The events stream (``P:events``): one entry per script call, bounded by the number of changes
+it holds, not by entries, and trimmed in whole entries so that a replay never splits a batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from app.core.events import read_events
+from app.core.models import JobSpec
+from app.core.queue import SUBMIT_CHUNK, Queue
+from app.core.settings import CoreSettings
+from tests.app.conftest import changes
+
+MAX_CHANGES = 2000
+
+
+@pytest.fixture
+def capped(any_redis: Redis, fast: CoreSettings) -> Queue:
+    return Queue(any_redis, fast.model_copy(update={"events_max_changes": MAX_CHANGES}))
+
+
+async def entries(redis: Redis, queue: Queue) -> list[dict[str, str]]:
+    rows: Any = await redis.xrange(queue.keys.events)
+    return [fields for _id, fields in rows]
+
+
+async def test_many_large_batches_keep_only_the_newest_changes_in_whole_entries(
+    any_redis: Redis, capped: Queue
+) -> None:
+    batches = 30
+    submitted = []
+    for _ in range(batches):  # one after another, so the stream's order is known
+        submitted += await capped.submit_many([JobSpec(type="n") for _ in range(SUBMIT_CHUNK)])
+
+    kept = await entries(any_redis, capped)
+    assert 1 <= len(kept) < batches
+    assert all(int(e["n"]) == SUBMIT_CHUNK for e in kept)  # whole batches only
+    events = await changes(any_redis, capped)
+    assert MAX_CHANGES <= len(events) < MAX_CHANGES + SUBMIT_CHUNK
+    # the newest changes are the ones kept, in order
+    assert [e.job_id for e in events] == [j.id for j in submitted[-len(events) :]]
+    # a replay after an entry id starts at the next whole entry
+    first = events[0].event_id
+    replay = await read_events(any_redis, capped.keys, after=first, count=1000)
+    assert len(replay) == len(events) - SUBMIT_CHUNK
+    assert {e.event_id for e in replay}.isdisjoint({first})
+
+
+async def test_many_small_entries_are_capped_by_changes_too(
+    any_redis: Redis, fast: CoreSettings
+) -> None:
+    queue = Queue(any_redis, fast.model_copy(update={"events_max_changes": 100}))
+    for _ in range(250):
+        await queue.submit(JobSpec(type="n"))
+    assert await any_redis.xlen(queue.keys.events) == 100
+
+
+@pytest.mark.redis
+async def test_the_streams_memory_stays_bounded_whatever_the_batch_size(
+    real_redis: Redis, fast: CoreSettings
+) -> None:
+    queue = Queue(real_redis, fast.model_copy(update={"events_max_changes": 5000}))
+    await queue.submit_many([JobSpec(type="n") for _ in range(40 * SUBMIT_CHUNK)])
+    after_batches: int = await real_redis.memory_usage(queue.keys.events) or 0
+    assert len(await changes(real_redis, queue)) < 5000 + SUBMIT_CHUNK
+    # about 60 bytes a change: bounded by the cap, not by the 20,000 jobs submitted
+    assert after_batches < (5000 + SUBMIT_CHUNK) * 120
+
+
+async def test_a_lowered_cap_shrinks_the_stream_a_hundred_entries_per_call(
+    any_redis: Redis, fast: CoreSettings
+) -> None:
+    roomy = Queue(any_redis, fast.model_copy(update={"events_max_changes": 1000}))
+    for _ in range(250):
+        await roomy.submit(JobSpec(type="n"))
+    tight = Queue(any_redis, fast.model_copy(update={"events_max_changes": 20}))
+    lengths = []
+    for _ in range(4):
+        await tight.submit(JobSpec(type="n"))
+        lengths.append(await any_redis.xlen(tight.keys.events))
+    assert lengths == [151, 52, 20, 20]
