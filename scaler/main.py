@@ -44,8 +44,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def make_backend(settings: ScalerSettings, hurry: asyncio.Event) -> Backend:
-    if settings.scaler_backend != "log":
-        raise BackendMisconfigured(f"the {settings.scaler_backend} backend is not built yet")
+    """The backend ``SCALER_BACKEND`` names, imported only when chosen."""
+    if settings.scaler_backend == "railway":
+        from scaler.backends.railway import RailwayBackend
+
+        return RailwayBackend(settings)
+    if settings.scaler_backend == "local":
+        raise BackendMisconfigured("the local backend is not built yet")
     from scaler.backends.log import LogBackend
 
     return LogBackend()
@@ -71,22 +76,27 @@ async def run(settings: ScalerSettings) -> int:
     )
     try:
         with StopSignals() as signals:
+            backend = make_backend(settings, signals.hurry)
             try:
-                backend = make_backend(settings, signals.hurry)
                 await backend.start()
             except BackendMisconfigured as exc:
-                log.error("scaler.backend_misconfigured", error=str(exc))
+                log.error("scaler.backend_misconfigured", backend=backend.name, error=str(exc))
+                await backend.close()
                 return 2
             scaler = Scaler(queue, record, backend, settings)
-            runner = await serve(
-                create_app(scaler), settings.host, settings.port, settings.shutdown_grace_s
-            )
-            host, port = runner.addresses[0][:2]
-            log.info("scaler.listening", host=host, port=port, backend=backend.name, owner=owner)
             try:
-                await scaler.run(signals.stop)
+                runner = await serve(
+                    create_app(scaler), settings.host, settings.port, settings.shutdown_grace_s
+                )
+                host, port = runner.addresses[0][:2]
+                log.info(
+                    "scaler.listening", host=host, port=port, backend=backend.name, owner=owner
+                )
+                try:
+                    await scaler.run(signals.stop)
+                finally:
+                    await runner.cleanup()
             finally:
-                await runner.cleanup()
                 await backend.close()
     finally:
         await redis.aclose()
