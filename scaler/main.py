@@ -50,7 +50,9 @@ def make_backend(settings: ScalerSettings, hurry: asyncio.Event) -> Backend:
 
         return RailwayBackend(settings)
     if settings.scaler_backend == "local":
-        raise BackendMisconfigured("the local backend is not built yet")
+        from scaler.backends.local import LocalBackend
+
+        return LocalBackend(settings, os.environ, hurry)
     from scaler.backends.log import LogBackend
 
     return LogBackend()
