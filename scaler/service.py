@@ -120,6 +120,8 @@ class Scaler:
             "live_workers": len(readings.workers),
             "oldest_waiting_age_s": _oldest(readings),
             "backend": self.backend.name,
+            "leader": self.record.owner,
+            "fence": lead.fence,
         }
         if not await self.record.commit(
             lead.fence, {"policy": state.to_dict(), "decision": entry}, entry
