@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -57,7 +57,9 @@ class ScalerProcess:
 
 
 @pytest.fixture
-def start_scaler(redis_server: RedisServer, tmp_path: Path) -> Iterator[type[ScalerProcess]]:
+def start_scaler(
+    redis_server: RedisServer, tmp_path: Path
+) -> Iterator[Callable[[], ScalerProcess]]:
     started: list[ScalerProcess] = []
 
     def start() -> ScalerProcess:
@@ -65,7 +67,7 @@ def start_scaler(redis_server: RedisServer, tmp_path: Path) -> Iterator[type[Sca
         started.append(process)
         return process
 
-    yield start  # type: ignore[misc]
+    yield start
     for process in started:
         if process.proc.poll() is None:
             process.proc.kill()
@@ -90,7 +92,7 @@ async def wait_leader(
 
 
 async def test_the_standby_takes_over_when_the_leader_dies_or_steps_down(
-    start_scaler: type[ScalerProcess], real_redis: Redis
+    start_scaler: Callable[[], ScalerProcess], real_redis: Redis
 ) -> None:
     first, second = start_scaler(), start_scaler()
     await wait_healthy(first.base, first.proc, first.output)
