@@ -36,7 +36,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="tide scaler",
         description=(
             "Grow and shrink the worker fleet from the queue's depth. Settings come from the "
-            "environment (REDIS_URL, SCALER_BACKEND, MIN_WORKERS, MAX_WORKERS, SCALE_STEPS, ...)."
+            "environment (REDIS_URL, SCALER_BACKEND, MIN_WORKERS, MAX_WORKERS, SCALE_STEPS, ...). "
+            "`tide scaler simulate --help`: replay the policy against arrivals."
         ),
     )
     parser.add_argument("--port", type=int, help="port to listen on (default: PORT or 8080)")
@@ -59,6 +60,11 @@ def make_backend(settings: ScalerSettings, hurry: asyncio.Event) -> Backend:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["simulate"]:
+        from scaler.simulate import main as simulate
+
+        return simulate(argv[1:])
     args = parse_args(argv)
     try:
         settings = ScalerSettings(**({"port": args.port} if args.port is not None else {}))
