@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tide scaler: {settings_error(exc)}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    return loop.run(run(settings))
+    try:
+        return loop.run(run(settings))
+    except Exception:
+        log.exception("scaler.crashed")  # a standby takes over once the lock runs out
+        return 1
 
 
 async def run(settings: ScalerSettings) -> int:

@@ -15,6 +15,7 @@ from contextlib import suppress
 import structlog
 
 from app.process.fleet import WorkerFleet, worker_command
+from scaler.backends import BackendError
 from scaler.settings import ScalerSettings
 
 log = structlog.get_logger("tide.scaler")
@@ -61,7 +62,10 @@ class LocalBackend:
 
     async def _spawn(self) -> WorkerFleet:
         fleet = WorkerFleet(1, self.command, self.env)
-        await fleet.start()
+        try:
+            await fleet.start()
+        except OSError as exc:  # no interpreter, no processes left: the next poll tries again
+            raise BackendError(f"could not start {' '.join(self.command)}: {exc}") from exc
         return fleet
 
     def _drain(self, fleet: WorkerFleet) -> None:
@@ -76,7 +80,11 @@ class LocalBackend:
                 if fleet.exited():
                     await fleet.stop()  # nothing left to stop: reaps its watcher
                     log.warning("local.worker_restarting", exited=fleet.exited())
-                    self.workers[index] = await self._spawn()
+                    try:
+                        self.workers[index] = await self._spawn()
+                    except BackendError as exc:
+                        log.error("local.restart_failed", error=str(exc))
+                        continue
                     self.restarts += 1
 
     async def close(self) -> None:

@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 
 from app.core.models import JobSpec
 from app.core.queue import Queue
+from app.core.redis_client import connect
 from app.core.scaler_state import ScalerRecord
-from app.dev.redis_server import RedisServer
+from app.dev.redis_server import RedisServer, free_port
 from app.process.http import serve
 from scaler.backends import Backend, BackendError
 from scaler.backends.log import LogBackend
@@ -200,3 +201,17 @@ def test_bad_settings_exit_2_with_one_line_and_no_traceback(
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("tide scaler: bad scaler settings: ")
     assert message in lines[0]
+
+
+async def test_an_unreachable_redis_makes_the_scaler_unavailable_not_dead() -> None:
+    settings = ScalerSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    redis = connect(settings.redis_url)
+    queue = Queue(redis, settings)
+    scaler = Scaler(queue, ScalerRecord(redis, queue.keys, "a", 600, 10), LogBackend(), settings)
+    try:
+        await scaler.tick()
+        assert scaler.snapshot.role == "unavailable"
+        await scaler.tick()  # and it keeps trying
+        assert scaler.snapshot.role == "unavailable"
+    finally:
+        await redis.aclose()
