@@ -38,11 +38,16 @@ class ScalerRecord:
         self, redis: Redis, keys: Keys, owner: str, lock_ttl_ms: int, decisions_maxlen: int
     ) -> None:
         self.redis = redis
+        self.keys = keys
         self.owner = owner
         self.lock_ttl_ms = lock_ttl_ms
         self.decisions_maxlen = decisions_maxlen
-        self._decisions_key = keys.scaler_decisions
-        self._keys = [keys.scaler_leader, keys.scaler_fence, keys.scaler_state, self._decisions_key]
+        self._keys = [
+            keys.scaler_leader,
+            keys.scaler_fence,
+            keys.scaler_state,
+            keys.scaler_decisions,
+        ]
         self._scripts = {
             name: redis.register_script(source(name))
             for name in ("scaler_lead", "scaler_commit", "scaler_resign")
@@ -77,6 +82,11 @@ class ScalerRecord:
         return bool(await self._call("scaler_resign", fence))
 
     async def decisions(self, count: int = 50) -> list[dict[str, Any]]:
-        """The newest decisions first, each with its stream ``id``."""
-        entries: Any = await self.redis.xrevrange(self._decisions_key, count=count)
-        return [{"id": eid, **orjson.loads(fields["decision"])} for eid, fields in entries]
+        return await recent_decisions(self.redis, self.keys, count)
+
+
+async def recent_decisions(redis: Redis, keys: Keys, count: int = 50) -> list[dict[str, Any]]:
+    """The scaler's newest decisions first, each with its stream ``id`` (for the dashboard: the
+    first is the last decision, with ``current`` and ``desired`` workers and its ``reason``)."""
+    entries: Any = await redis.xrevrange(keys.scaler_decisions, count=count)
+    return [{"id": eid, **orjson.loads(fields["decision"])} for eid, fields in entries]
