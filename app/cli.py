@@ -20,6 +20,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "api": ("app.api.main", "serve the HTTP API (settings from the environment)"),
     "worker": ("workers.main", "run workers that lease and execute jobs (--tasks, --queues, ...)"),
     "bench": ("app.dev.bench", "measure submit and processing throughput against a Redis"),
+    "scaler": ("scaler.main", "grow and shrink the worker fleet from queue depth (SCALER_BACKEND)"),
 }
 """Subcommands whose module parses its own arguments: name -> (module with main(argv), help)."""
 

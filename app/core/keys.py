@@ -70,3 +70,25 @@ class Keys:
     def queues(self) -> str:
         """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"
+
+    # -- the scaler's shared record (DESIGN §7): leader lock, memory, decision log -------------
+
+    @property
+    def scaler_leader(self) -> str:
+        """Hash owner, fence of the acting scaler; expires unless that scaler renews it."""
+        return f"{self.prefix}:scaler:leader"
+
+    @property
+    def scaler_fence(self) -> str:
+        """Counter raised at each new leadership: the fencing token of the scaler's writes."""
+        return f"{self.prefix}:scaler:fence"
+
+    @property
+    def scaler_state(self) -> str:
+        """JSON string: the policy's memory (cooldown timestamps, window) and the last decision."""
+        return f"{self.prefix}:scaler:state"
+
+    @property
+    def scaler_decisions(self) -> str:
+        """Capped stream of the scaler's decisions with their reasons, for the dashboard."""
+        return f"{self.prefix}:scaler:decisions"

@@ -1,0 +1,5 @@
+import sys
+
+from scaler.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""GraphQL operations the railway backend sends (validated against Railway's schema in tests)."""

@@ -1,0 +1,100 @@
+"""The local backend with real ``tide worker`` processes: it starts them, drains them on the way
+down with no job lost, and restarts one that died."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app.core.models import JobSpec, JobStatus
+from app.core.queue import Queue
+from app.dev.redis_server import RedisServer
+from scaler.backends.local import LocalBackend
+from scaler.settings import ScalerSettings
+from tests.helpers import wait_terminal
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+async def backend(redis_server: RedisServer, real_redis: Redis) -> AsyncIterator[LocalBackend]:
+    settings = ScalerSettings(
+        redis_url=redis_server.url, local_worker_concurrency=3, local_worker_queues="default"
+    )
+    local = LocalBackend(settings, os.environ, supervise_interval_s=0.2)
+    await local.start()
+    yield local
+    await local.close()
+
+
+async def registered(redis: Redis) -> dict[str, dict[str, Any]]:
+    entries: dict[str, str] = await redis.hgetall(Queue(redis, ScalerSettings()).keys.workers)
+    return {wid: orjson.loads(raw) for wid, raw in entries.items()}
+
+
+async def until(check: Callable[[], Any], what: str, timeout_s: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while not (result := await check()):
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        await asyncio.sleep(0.1)
+    return result
+
+
+async def test_workers_start_and_drain_with_no_job_lost(
+    backend: LocalBackend, real_redis: Redis
+) -> None:
+    await backend.scale(2)
+    assert await backend.current() == 2
+
+    async def two_registered() -> bool:
+        return len(await registered(real_redis)) == 2
+
+    await until(two_registered, "two workers registered")
+    queue = Queue(real_redis, ScalerSettings())
+    jobs = await queue.submit_many(
+        [JobSpec(type="sleep", payload={"seconds": 1.5}, max_attempts=1) for _ in range(6)]
+    )
+
+    async def all_running() -> bool:
+        (stats,) = await queue.stats(["default"])
+        return stats.running == 6
+
+    await until(all_running, "every job runs")
+    await backend.scale(0)  # both drain while their jobs are mid-flight
+    assert await backend.current() == 0
+    done = await wait_terminal(queue, [j.id for j in jobs], timeout_s=30)
+    assert [(j.status, j.attempts) for j in done] == [(JobStatus.SUCCEEDED, 1)] * 6
+
+    async def none_registered() -> bool:
+        return not await registered(real_redis)
+
+    await until(none_registered, "the drained workers deregister")
+
+
+async def test_a_worker_that_died_is_restarted(backend: LocalBackend, real_redis: Redis) -> None:
+    await backend.scale(1)
+
+    async def one_registered() -> dict[str, dict[str, Any]]:
+        return await registered(real_redis)
+
+    (first,) = (await until(one_registered, "a worker registered")).values()
+    os.kill(first["pid"], signal.SIGKILL)
+
+    async def restarted() -> bool:
+        return backend.restarts == 1
+
+    await until(restarted, "the supervisor restarts the worker")
+
+    async def new_pid_registered() -> bool:
+        return any(w["pid"] != first["pid"] for w in (await registered(real_redis)).values())
+
+    await until(new_pid_registered, "the new worker registers")
+    assert await backend.current() == 1
