@@ -57,6 +57,8 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
     drop_entry(stream, eid)
     local err = '{"type":"LeaseExpired","message":"the worker running attempt ' .. f[2] ..
       ' stopped without finishing and no attempts are left"}'
+    -- the record names who ended it, so the late finish of the expired attempt reads as lost
+    redis.call('HSET', key, 'worker', consumer)
     dead_letter(key, id, queue, f[7], err, f[2], now)
     return false
   end
