@@ -12,15 +12,25 @@ import structlog
 
 from app.core.leases import LeaseClient, Outcome, Result
 from workers.presence import Counters
+from workers.renewal import LeaseRenewal
 
 
 class FinishBatcher:
-    """Collects results; :meth:`step` records what has gathered; :meth:`close` ends it."""
+    """Collects results; :meth:`step` records what has gathered; :meth:`close` ends it.
+
+    A lease stays tracked by ``renewal`` (extended, and known as this worker's) until its outcome
+    is recorded: the attempt has ended, but the job is not done before Redis says so.
+    """
 
     def __init__(
-        self, leases: LeaseClient, counters: Counters, log: structlog.typing.FilteringBoundLogger
+        self,
+        leases: LeaseClient,
+        renewal: LeaseRenewal,
+        counters: Counters,
+        log: structlog.typing.FilteringBoundLogger,
     ) -> None:
         self._client = leases
+        self._renewal = renewal
         self._counters = counters
         self._log = log
         self._queued: list[Result] = []
@@ -58,6 +68,7 @@ class FinishBatcher:
     def _report(self, batch: list[Result], recorded: list[bool]) -> None:
         for result, ok in zip(batch, recorded, strict=True):
             lease = result.lease
+            self._renewal.untrack(lease)
             if not ok:
                 self._counters.lost += 1
                 self._log.warning("lease.lost", job=lease.job_id, discarded=result.outcome.value)

@@ -76,7 +76,7 @@ class Worker:
         self.leases = LeaseClient(redis, settings, self.id)
         self.threads = TaskThreads(settings.worker_concurrency, on_idle=self._slot_freed_now)
         self.renewal = LeaseRenewal(self.leases)
-        self.finisher = FinishBatcher(self.leases, self.counters, self.log)
+        self.finisher = FinishBatcher(self.leases, self.renewal, self.counters, self.log)
         self.presence = Presence(self.leases, settings, self.counters)
         self.runner = LoopRunner(self.log, self._create_groups)
         self._lease_lock = asyncio.Lock()
@@ -251,7 +251,7 @@ class Worker:
             adopted = [
                 lease
                 for lease in await self.leases.adopt(self.queues, limit)
-                if lease_key(lease) not in self._running
+                if not self.renewal.holds(lease)
             ]
             self._adopt_due = False
             self._spawn(adopted)
@@ -293,14 +293,13 @@ class Worker:
         self._slot_freed.set()
 
     def _spawn(self, leases: list[Lease]) -> None:
-        """Run each lease not already running here."""
+        """Run each lease this worker does not hold yet (running, or its outcome unrecorded)."""
         for lease in leases:
-            key = lease_key(lease)
-            if key in self._running:
+            if self.renewal.holds(lease):
                 continue
             task = self.tasks.get(lease.type)
             running = Running(lease, sync=task is not None and not task.is_async)
-            self._running[key] = running
+            self._running[lease_key(lease)] = running
             self.renewal.track(lease)
             running.task = asyncio.create_task(self._attempt(running))
 
@@ -321,12 +320,13 @@ class Worker:
         except asyncio.CancelledError:
             result = self._after_stop(running)
         self._running.pop(lease_key(lease), None)
-        self.renewal.untrack(lease)
         # The slot frees now, not when the outcome is recorded: reading new entries overlaps
         # with recording outcomes. Pending entries may then exceed the concurrency by one batch.
         self._slot_freed.set()
-        if result is not None:
-            self.finisher.add(result)
+        if result is None:
+            self.renewal.untrack(lease)  # released, lost or abandoned: not this worker's now
+        else:
+            self.finisher.add(result)  # which untracks it once recorded
 
     async def _execute(self, lease: Lease, ctx: Context) -> Result:
         """The one call into ``workers.execute``."""
