@@ -246,6 +246,8 @@ class Worker:
 
     async def _adopt(self) -> None:
         """Run the attempts this worker began without hearing so (a lost reply)."""
+        self._adopt_due = False  # best effort: if this fails too, the lease runs out and the
+        # reclaim loop hands the entries back as this worker's own
         async with self._lease_lock:
             limit = 2 * self.settings.worker_concurrency + 100
             adopted = [
@@ -253,7 +255,6 @@ class Worker:
                 for lease in await self.leases.adopt(self.queues, limit)
                 if not self.renewal.holds(lease)
             ]
-            self._adopt_due = False
             self._spawn(adopted)
         if adopted:
             self.log.warning("lease.adopted", jobs=[lease.job_id for lease in adopted])

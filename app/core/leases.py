@@ -7,10 +7,10 @@ worker that lost its lease can neither extend it nor record a result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -21,6 +21,8 @@ from app.core.settings import CoreSettings
 
 BATCH = 500
 """Leases per script call."""
+
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +76,27 @@ class Claimed:
     own: list[Lease]
 
 
-def _lease(row: list[str]) -> Lease:
-    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts = row
-    return Lease(entry, job_id, queue, token, type_, payload, float(timeout_s), int(max_attempts))
+def _lease(row: list[str | None], settings: CoreSettings) -> Lease:
+    """A lease from a script's row. A damaged job record must not stop a worker: a field that
+    is missing or not a number reads as the default, and the attempt fails on its own terms."""
+    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts = (x or "" for x in row)
+    return Lease(
+        entry,
+        job_id,
+        queue,
+        token,
+        type_,
+        payload,
+        _number(float, timeout_s, settings.default_timeout_s),
+        _number(int, max_attempts, settings.default_max_attempts),
+    )
+
+
+def _number(kind: Callable[[str], N], text: str, default: N) -> N:
+    try:
+        return kind(text)
+    except ValueError:
+        return default
 
 
 def _batches(items: Sequence[Any]) -> list[Sequence[Any]]:
@@ -89,6 +109,7 @@ class LeaseClient:
     def __init__(self, redis: Redis, settings: CoreSettings, consumer: str) -> None:
         self.redis = redis
         self.consumer = consumer
+        self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.scripts = Scripts(redis, self.keys, settings)
         self.lease_ms = int(settings.lease_timeout_s * 1000)
@@ -155,7 +176,7 @@ class LeaseClient:
         leases: list[Lease] = []
         for batch in _batches(entries):
             rows = await self.scripts(Script.START, [self.consumer, pack(batch)])
-            leases += [_lease(row) for row in rows]
+            leases += [_lease(row, self.settings) for row in rows]
         return leases
 
     async def claim(self, queue: str, count: int, cursor: str = "0-0") -> Claimed:
@@ -164,7 +185,10 @@ class LeaseClient:
         args = [self.consumer, queue, self.lease_ms, cursor, count]
         cursor, rows, deleted, own = await self.scripts(Script.CLAIM, args)
         return Claimed(
-            cursor, [_lease(row) for row in rows], list(deleted), [_lease(r) for r in own]
+            cursor,
+            [_lease(row, self.settings) for row in rows],
+            list(deleted),
+            [_lease(r, self.settings) for r in own],
         )
 
     async def adopt(self, queues: Sequence[str], limit: int) -> list[Lease]:
@@ -173,7 +197,7 @@ class LeaseClient:
         if not queues:
             return []
         rows = await self.scripts(Script.ADOPT, [self.consumer, limit, "\n".join(queues)])
-        return [_lease(row) for row in rows]
+        return [_lease(row, self.settings) for row in rows]
 
     async def extend(self, leases: Sequence[Lease]) -> list[LeaseState]:
         """Extend leases still held; say which were lost and which were asked to cancel."""

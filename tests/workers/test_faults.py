@@ -195,3 +195,23 @@ async def test_stopping_right_after_the_last_outcomes_is_prompt_and_loses_none(
     assert took < 3
     assert [e for e in logs if e["event"] == "worker.unfinished_outcomes"] == []
     assert worker.counters.processed == 20
+
+
+async def test_a_damaged_job_record_does_not_stop_the_worker(
+    queue: Queue, real_redis: Redis, tasks: TaskRegistry, start_worker: StartWorker
+) -> None:
+    @tasks.task
+    async def echo(ctx: Context, payload: Any) -> Any:
+        return payload
+
+    damaged, fine = await queue.submit_many([JobSpec(type="echo", payload=i) for i in range(2)])
+    key = queue.keys.job(damaged.id)
+    await real_redis.hset(key, "timeout_s", "soon")  # runs with the default timeout
+    async with start_worker():
+        (done,) = await wait_terminal(queue, [fine.id], timeout_s=10)
+        deadline = time.monotonic() + 10
+        while await real_redis.hget(key, "status") != "succeeded":
+            assert time.monotonic() < deadline, await real_redis.hgetall(key)
+            await asyncio.sleep(0.05)
+    assert (done.status, done.result) == (JobStatus.SUCCEEDED, 1)
+    assert await real_redis.hget(key, "result") == "0"

@@ -52,8 +52,8 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
     terminate(key, id, 'cancelled', queue, f[7], now)
     return false
   end
-  local attempts = tonumber(f[2]) + 1
-  if attempts > tonumber(f[3]) then
+  local attempts = (tonumber(f[2]) or 0) + 1
+  if attempts > (tonumber(f[3]) or 1) then
     drop_entry(stream, eid)
     local err = '{"type":"LeaseExpired","message":"the worker running attempt ' .. f[2] ..
       ' stopped without finishing and no attempts are left"}'
