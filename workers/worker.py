@@ -1,31 +1,29 @@
 """The worker engine: the composition of its loops, reading top to bottom in :meth:`Worker.run`.
 
 Each concern has its own module: ``loops`` (the one outage policy every loop runs under),
-``renewal`` (extending leases), ``finisher`` (recording outcomes in batches), ``reclaim``
-(taking over dead workers' entries), ``presence`` (the live-worker list). Here: leasing new
-entries into free slots, running attempts, draining and releasing at shutdown.
+``attempts`` (running leased jobs in the free slots), ``renewal`` (extending leases),
+``finisher`` (recording outcomes in batches), ``reclaim`` (taking over dead workers' entries),
+``presence`` (the live-worker list). Here: leasing new entries, adopting attempts whose start
+reply was lost, draining, releasing and deregistering at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from enum import Enum
 
 import structlog
 from redis.asyncio import Redis
 
-from app.core.leases import Lease, LeaseClient, Outcome, Result
-from workers.execute import error_json, execute
+from app.core.leases import LeaseClient
+from workers.attempts import Attempts, Stop
 from workers.finisher import FinishBatcher
 from workers.loops import LoopRunner, Step
 from workers.presence import Counters, Presence, new_worker_id
 from workers.reclaim import Reclaimer
-from workers.renewal import LeaseKey, LeaseRenewal, lease_key
+from workers.renewal import LeaseRenewal
 from workers.settings import WorkerSettings
-from workers.tasks import Context, TaskRegistry
-from workers.threads import TaskThreads
+from workers.tasks import TaskRegistry
 
 log = structlog.get_logger("tide.worker")
 
@@ -36,26 +34,9 @@ FINISH_AT_STOP_S = 10.0
 """How long a stopping worker keeps trying to record the last outcomes."""
 
 
-class Stop(Enum):
-    """Why the worker cancelled an attempt's asyncio task."""
-
-    CANCEL = "cancel"  # the job's cancel was asked: record it cancelled
-    LOST = "lost"  # another worker owns the lease now: record nothing
-    SHUTDOWN = "shutdown"  # draining ran out of time: release the lease
-    ABANDON = "abandon"  # its thread outlived the shutdown limit: leave the lease to expire
-
-
 class ThreadsOutlivedShutdown(RuntimeError):
     """Sync task threads still ran at the shutdown limit: the process must exit non-zero,
     without releasing their leases, which then expire."""
-
-
-@dataclass(eq=False)
-class Running:
-    lease: Lease
-    sync: bool  # runs in a thread that cancelling cannot stop
-    task: asyncio.Task[None] | None = None
-    stop: Stop | None = None
 
 
 class Worker:
@@ -74,9 +55,11 @@ class Worker:
         self.log = log.bind(worker=self.id)
         self.counters = Counters()
         self.leases = LeaseClient(redis, settings, self.id)
-        self.threads = TaskThreads(settings.worker_concurrency, on_idle=self._slot_freed_now)
         self.renewal = LeaseRenewal(self.leases)
         self.finisher = FinishBatcher(self.leases, self.renewal, self.counters, self.log)
+        self.attempts = Attempts(
+            self.id, redis, settings, tasks, self.renewal, self.finisher, self.counters, self.log
+        )
         self.presence = Presence(self.leases, settings, self.counters)
         self.runner = LoopRunner(self.log, self._create_groups)
         self._lease_lock = asyncio.Lock()
@@ -86,16 +69,12 @@ class Worker:
             self.counters,
             self.log,
             self._lease_lock,
-            self._free,
-            self._spawn,
+            self.attempts.free,
+            self.attempts.spawn,
         )
-        self._running: dict[LeaseKey, Running] = {}
-        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self._to_release: list[Lease] = []
-        self._abandoned: list[Lease] = []
         self._adopt_due = False
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -103,9 +82,10 @@ class Worker:
     def request_stop(self) -> None:
         """Stop leasing and drain; safe to call from a signal handler."""
         if not self._stopping.is_set():
-            self.log.info("worker.stopping", running=len(self._running))
+            self.log.info("worker.stopping", running=len(self.attempts))
         self._stopping.set()
-        self._slot_freed.set()
+        self.attempts.accepting = False
+        self.attempts.slot_freed.set()
 
     async def run(self) -> None:
         """Run until :meth:`request_stop`, then drain, release what is left and deregister.
@@ -120,13 +100,13 @@ class Worker:
             self._halt()
             raise
         finally:
-            self.threads.close()
-        if self._abandoned:
+            self.attempts.threads.close()
+        if abandoned := self.attempts.abandoned:
             raise ThreadsOutlivedShutdown(
-                f"{len(self._abandoned)} sync task thread(s) still ran "
+                f"{len(abandoned)} sync task thread(s) still ran "
                 f"{self.settings.thread_shutdown_limit_s:g} s after the grace period; their "
                 "leases were kept, not released, and expire: "
-                + ", ".join(lease.job_id for lease in self._abandoned)
+                + ", ".join(lease.job_id for lease in abandoned)
             )
 
     async def _serve(self) -> None:
@@ -173,8 +153,8 @@ class Worker:
         """After a crash: cancel every loop and attempt; their leases expire."""
         for task in self._loops:
             task.cancel()
-        for running in self._running.values():
-            self._stop(running, Stop.ABANDON)
+        for running in self.attempts.running():
+            self.attempts.stop(running, Stop.ABANDON)
 
     async def _setup(self) -> None:
         await self._create_groups()
@@ -188,16 +168,16 @@ class Worker:
         """Let attempts finish for up to the grace period, then stop the rest. A sync task's
         thread cannot be stopped: its lease is kept (and extended) while it runs, up to a limit
         after which it is abandoned to expire, never released while its code still runs."""
-        tasks = [r.task for r in self._running.values() if r.task is not None]
+        tasks = [r.task for r in self.attempts.running() if r.task is not None]
         if tasks:
             self.log.info(
                 "worker.draining", running=len(tasks), grace_s=self.settings.shutdown_grace_s
             )
             await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
-        late = [r for r in self._running.values() if r.task is not None and not r.task.done()]
+        late = [r for r in self.attempts.running() if r.task is not None and not r.task.done()]
         for running in late:
             if not running.sync:
-                self._stop(running, Stop.SHUTDOWN)
+                self.attempts.stop(running, Stop.SHUTDOWN)
         threads = [r.task for r in late if r.sync and r.task is not None]
         if threads:
             limit = self.settings.thread_shutdown_limit_s
@@ -205,37 +185,39 @@ class Worker:
             await asyncio.wait(threads, timeout=limit)
         for running in late:
             if running.sync:
-                self._stop(running, Stop.ABANDON)
+                self.attempts.stop(running, Stop.ABANDON)
         await asyncio.gather(*(r.task for r in late if r.task is not None), return_exceptions=True)
 
     async def _release_leftovers(self) -> None:
         try:
-            if self._to_release:
-                released = await self.leases.release(self._to_release)
+            if leftovers := self.attempts.released:
+                released = await self.leases.release(leftovers)
                 self.log.info("worker.released", leases=released)
             await self.presence.leave()
         except Exception as exc:
-            self.log.error("worker.release_failed", error=repr(exc), leases=len(self._to_release))
+            leases = len(self.attempts.released)
+            self.log.error("worker.release_failed", error=repr(exc), leases=leases)
 
     # -- loops -----------------------------------------------------------------------------
 
     async def _lease_new(self) -> float:
         if self._adopt_due:
             await self._adopt()
-        if self._free() <= 0:
-            self._slot_freed.clear()
-            if self._free() <= 0:
-                await self._slot_freed.wait()
+        attempts = self.attempts
+        if attempts.free() <= 0:
+            attempts.slot_freed.clear()
+            if attempts.free() <= 0 and not self._stopping.is_set():
+                await attempts.slot_freed.wait()
             return 0.0
         async with self._lease_lock:
-            free = self._free()  # the reclaim loop may have taken the last slot meanwhile
+            free = attempts.free()  # the reclaim loop may have taken the last slot meanwhile
             if free <= 0:
                 return 0.0
             asked = time.monotonic()
             try:
                 entries = await self.leases.read(self.queues, free, READ_BLOCK_MS)
                 if entries:
-                    self._spawn(await self.leases.start(entries))
+                    attempts.spawn(await self.leases.start(entries))
                     return 0.0
             except Exception:
                 self._adopt_due = True  # start may have run without its reply arriving
@@ -255,7 +237,7 @@ class Worker:
                 for lease in await self.leases.adopt(self.queues, limit)
                 if not self.renewal.holds(lease)
             ]
-            self._spawn(adopted)
+            self.attempts.spawn(adopted)
         if adopted:
             self.log.warning("lease.adopted", jobs=[lease.job_id for lease in adopted])
 
@@ -264,7 +246,7 @@ class Worker:
             await self.reclaimer.step()
         except Exception:
             self._adopt_due = True  # claim may have run without its reply arriving
-            self._slot_freed.set()
+            self.attempts.slot_freed.set()
             raise
 
     async def _move_due(self) -> float:
@@ -277,84 +259,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         beat = await self.renewal.beat()
         for lease in beat.lost:
-            self._stop_lease(lease, Stop.LOST)
+            self.attempts.stop_lease(lease, Stop.LOST)
         for lease in beat.cancel_requested:
-            self._stop_lease(lease, Stop.CANCEL)
-        await self.presence.announce(busy=len(self._running))
-
-    # -- attempts --------------------------------------------------------------------------
-
-    def _free(self) -> int:
-        """Slots for new attempts: threads still running code of ended attempts count too."""
-        if self._stopping.is_set():
-            return 0
-        return self.settings.worker_concurrency - len(self._running) - self.threads.lingering
-
-    def _slot_freed_now(self) -> None:
-        self._slot_freed.set()
-
-    def _spawn(self, leases: list[Lease]) -> None:
-        """Run each lease this worker does not hold yet (running, or its outcome unrecorded)."""
-        for lease in leases:
-            if self.renewal.holds(lease):
-                continue
-            task = self.tasks.get(lease.type)
-            running = Running(lease, sync=task is not None and not task.is_async)
-            self._running[lease_key(lease)] = running
-            self.renewal.track(lease)
-            running.task = asyncio.create_task(self._attempt(running))
-
-    async def _attempt(self, running: Running) -> None:
-        lease = running.lease
-        ctx = Context(
-            lease.job_id,
-            lease.type,
-            lease.queue,
-            lease.attempt,
-            lease.max_attempts,
-            self.id,
-            self.redis,
-        )
-        result: Result | None
-        try:
-            result = await self._execute(lease, ctx)
-        except asyncio.CancelledError:
-            result = self._after_stop(running)
-        self._running.pop(lease_key(lease), None)
-        # The slot frees now, not when the outcome is recorded: reading new entries overlaps
-        # with recording outcomes. Pending entries may then exceed the concurrency by one batch.
-        self._slot_freed.set()
-        if result is None:
-            self.renewal.untrack(lease)  # released, lost or abandoned: not this worker's now
-        else:
-            self.finisher.add(result)  # which untracks it once recorded
-
-    async def _execute(self, lease: Lease, ctx: Context) -> Result:
-        """The one call into ``workers.execute``."""
-        return await execute(self.tasks.get(lease.type), lease, ctx, self.settings, self.threads)
-
-    def _after_stop(self, running: Running) -> Result | None:
-        lease = running.lease
-        if running.stop is Stop.CANCEL:
-            self.log.info("job.cancelled", job=lease.job_id)
-            return Result(
-                lease, Outcome.CANCELLED, error_json("Cancelled", "cancelled while running")
-            )
-        if running.stop is Stop.SHUTDOWN:
-            self._to_release.append(lease)
-        elif running.stop is Stop.ABANDON:
-            self._abandoned.append(lease)
-        else:
-            self.counters.lost += 1
-            self.log.warning("lease.lost", job=lease.job_id, note="another worker owns it; stopped")
-        return None
-
-    def _stop_lease(self, lease: Lease, why: Stop) -> None:
-        running = self._running.get(lease_key(lease))
-        if running is not None and running.lease == lease:
-            self._stop(running, why)
-
-    def _stop(self, running: Running, why: Stop) -> None:
-        if running.task is not None and not running.task.done() and running.stop is None:
-            running.stop = why
-            running.task.cancel()
+            self.attempts.stop_lease(lease, Stop.CANCEL)
+        await self.presence.announce(busy=len(self.attempts))
