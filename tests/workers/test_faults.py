@@ -204,14 +204,23 @@ async def test_a_damaged_job_record_does_not_stop_the_worker(
     async def echo(ctx: Context, payload: Any) -> Any:
         return payload
 
+    @tasks.task
+    async def fail(ctx: Context, payload: Any) -> None:
+        raise RuntimeError("retry me")
+
     damaged, fine = await queue.submit_many([JobSpec(type="echo", payload=i) for i in range(2)])
+    failing = await queue.submit(JobSpec(type="fail", max_attempts=5))
     key = queue.keys.job(damaged.id)
     await real_redis.hset(key, "timeout_s", "soon")  # runs with the default timeout
+    await real_redis.hdel(queue.keys.job(failing.id), "max_attempts")  # one attempt, then failed
     async with start_worker():
         (done,) = await wait_terminal(queue, [fine.id], timeout_s=10)
         deadline = time.monotonic() + 10
         while await real_redis.hget(key, "status") != "succeeded":
             assert time.monotonic() < deadline, await real_redis.hgetall(key)
+            await asyncio.sleep(0.05)
+        while await real_redis.hget(queue.keys.job(failing.id), "status") != "failed":
+            assert time.monotonic() < deadline, await real_redis.hgetall(queue.keys.job(failing.id))
             await asyncio.sleep(0.05)
     assert (done.status, done.result) == (JobStatus.SUCCEEDED, 1)
     assert await real_redis.hget(key, "result") == "0"

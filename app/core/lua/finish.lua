@@ -25,7 +25,7 @@ for i = 1, #r, 7 do
       terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
     elseif outcome == 'cancelled' or f[6] == '1' then
       terminate(key, id, 'cancelled', queue, tenant, now, 'error', data)
-    elseif delay >= 0 and tonumber(token) < tonumber(f[5]) then
+    elseif delay >= 0 and tonumber(token) < (tonumber(f[5]) or 1) then
       redis.call('HSET', key, 'status', 'scheduled', 'error', data, 'run_at', fmt(now + delay))
       schedule(id, queue, tenant, now + delay)
     else
