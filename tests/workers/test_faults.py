@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
+from app.core.leases import LeaseClient
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
 from app.core.scripts import source
@@ -21,6 +22,7 @@ from app.dev.redis_server import RedisServer
 from tests.helpers import wait_status, wait_terminal
 from tests.proxy import lossy_proxy, script_sha
 from tests.workers.conftest import StartWorker
+from workers.settings import WorkerSettings
 from workers.tasks import Context, TaskRegistry
 
 pytestmark = pytest.mark.redis
@@ -85,6 +87,40 @@ async def test_a_lost_reply_to_start_is_adopted_without_costing_an_attempt(
     assert proxy.dropped == 1
     assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 1, 1)
     assert runs[job.id] == 1
+
+
+async def test_a_lost_reply_to_claim_is_adopted_at_once(
+    queue: Queue,
+    real_redis: Redis,
+    redis_server: RedisServer,
+    wsettings: WorkerSettings,
+    tasks: TaskRegistry,
+    start_worker: StartWorker,
+) -> None:
+    runs: Counter[str] = Counter()
+
+    @tasks.task
+    async def once(ctx: Context, payload: Any) -> int:
+        runs[ctx.worker_id] += 1
+        return ctx.attempt
+
+    # a lease longer than the worker's blocking read (1 s), which may delay the adoption
+    lease_s = 2.0
+    ghost = LeaseClient(real_redis, wsettings, "ghost")  # starts the job, then dies
+    await ghost.ensure_group("default")
+    job = await queue.submit(JobSpec(type="once"))
+    await ghost.start(await ghost.read(["default"], 1, 100))
+    await load_scripts(real_redis, "claim", "adopt")
+    await asyncio.sleep(lease_s + 0.1)  # the worker's first claim takes it over
+    with capture_logs() as logs:
+        async with lossy_proxy("127.0.0.1", redis_server.port) as proxy:
+            proxy.drop_reply_to(script_sha("claim"))
+            async with start_worker(redis_url=proxy.url, lease_timeout_s=lease_s) as worker:
+                (done,) = await wait_terminal(queue, [job.id])
+    assert proxy.dropped == 1
+    assert (done.status, done.attempts, done.result) == (JobStatus.SUCCEEDED, 2, 2)
+    assert runs == {worker.id: 1}
+    assert [e["jobs"] for e in logs if e["event"] == "lease.adopted"] == [[job.id]]
 
 
 async def test_a_lost_reply_to_finish_is_not_reported_as_a_lost_lease(
