@@ -13,6 +13,7 @@ from app.core.leases import Lease, Outcome, Result
 from workers.retry import retry_delay_s
 from workers.settings import WorkerSettings
 from workers.tasks import Context, Task
+from workers.threads import TaskThreads
 
 
 def error_json(kind: str, message: str) -> str:
@@ -29,7 +30,7 @@ def _result_json(value: Any) -> str:
 
 
 async def execute(
-    task: Task | None, lease: Lease, ctx: Context, settings: WorkerSettings
+    task: Task | None, lease: Lease, ctx: Context, settings: WorkerSettings, threads: TaskThreads
 ) -> Result:
     """Run the attempt under its timeout. Cancellation (a cancel, a lost lease, shutdown) is not
     caught here: the worker decides what a cancelled attempt means."""
@@ -40,7 +41,7 @@ async def execute(
     try:
         payload = task.parse(orjson.loads(lease.payload))
         async with asyncio.timeout(lease.timeout_s):
-            value = await task.call(ctx, payload)
+            value = await task.call(ctx, payload, threads)
         return Result(lease, Outcome.OK, _result_json(value))
     except NonRetryable as exc:
         return Result(lease, Outcome.ERROR, error_json(type(exc).__name__, str(exc)))

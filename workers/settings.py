@@ -12,6 +12,12 @@ class WorkerSettings(CoreSettings):
     queues: str = Field(default="default", description="comma-separated, leased first to last")
     tasks_module: str | None = None
     shutdown_grace_s: float = Field(default=30.0, ge=0)
+    thread_shutdown_limit_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="after the grace period, how long a stop waits for sync task threads, "
+        "keeping their leases, before exiting non-zero and leaving those leases to expire",
+    )
     reclaim_interval_s: float = Field(default=2.0, gt=0)
 
     @property

@@ -12,8 +12,6 @@ first, and a validation failure is not retried.
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterator
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from app.core.errors import NonRetryable
+from workers.threads import TaskThreads
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,11 +58,10 @@ class Task:
             model = self.payload_model.__name__
             raise NonRetryable(f"payload does not match {model}: {exc}") from exc
 
-    async def call(self, ctx: Context, payload: Any) -> Any:
+    async def call(self, ctx: Context, payload: Any, threads: TaskThreads) -> Any:
         if self.is_async:
             return await self.fn(ctx, payload)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.fn, ctx, payload))
+        return await threads.run(self.fn, ctx, payload)
 
 
 def _payload_model(fn: TaskFn) -> type[BaseModel] | None:

@@ -1,82 +1,42 @@
-"""The worker engine: lease entries, run them, extend, reclaim, finish, drain.
+"""The worker engine: the composition of its loops, reading top to bottom in :meth:`Worker.run`.
 
-Loops, each doing one thing: ``_lease_loop`` reads new entries for the free slots and starts them;
-``_finish_loop`` records outcomes in batches; ``_heartbeat_loop`` extends leases, stops cancelled
-or lost attempts and refreshes the registry; ``_reclaim_loop`` takes over entries of dead workers;
-``_mover_loop`` moves due delayed jobs. A Redis outage pauses every loop with capped backoff.
+Each concern has its own module: ``loops`` (the one outage policy every loop runs under),
+``attempts`` (running leased jobs in the free slots), ``renewal`` (extending leases),
+``finisher`` (recording outcomes in batches), ``reclaim`` (taking over dead workers' entries),
+``presence`` (the live-worker list). Here: leasing new entries, adopting attempts whose start
+reply was lost, draining, releasing and deregistering at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import socket
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from enum import Enum
 
-import orjson
 import structlog
-from redis import exceptions as redis_errors
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from app.core.leases import Lease, LeaseClient, LeaseState, Outcome, Result
-from workers.execute import error_json, execute
+from app.core.leases import LeaseClient
+from workers.attempts import Attempts, Stop
+from workers.finisher import FinishBatcher
+from workers.loops import LoopRunner, Step
+from workers.presence import Counters, Presence, new_worker_id
+from workers.reclaim import Reclaimer
+from workers.renewal import LeaseRenewal
 from workers.settings import WorkerSettings
-from workers.tasks import Context, TaskRegistry
+from workers.tasks import TaskRegistry
 
 log = structlog.get_logger("tide.worker")
 
 READ_BLOCK_MS = 1000
 """Longest blocking read: also how long a stop waits for the lease loop to notice it."""
 MOVER_MAX_SLEEP_S = 0.5
-PRUNE_EVERY_S = 60.0
-OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError)
+FINISH_AT_STOP_S = 10.0
+"""How long a stopping worker keeps trying to record the last outcomes."""
 
 
-class Stop(Enum):
-    """Why the worker cancelled an attempt's asyncio task."""
-
-    CANCEL = "cancel"  # the job's cancel was asked: record it cancelled
-    LOST = "lost"  # another worker owns the lease now: record nothing
-    SHUTDOWN = "shutdown"  # draining ran out of time: release the lease
-
-
-@dataclass(eq=False)
-class Running:
-    lease: Lease
-    task: asyncio.Task[None] | None = None
-    stop: Stop | None = None
-
-
-@dataclass
-class Counters:
-    processed: int = 0
-    failed: int = 0
-    lost: int = 0
-    deleted_entries: int = 0
-    started_at: float = field(default_factory=time.time)
-
-
-def new_worker_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(2).hex()}"
-
-
-class Backoff:
-    """Capped exponential wait between attempts to reach Redis again."""
-
-    def __init__(self, first: float = 0.1, cap: float = 5.0) -> None:
-        self.first, self.cap, self.current = first, cap, first
-
-    def next(self) -> float:
-        wait, self.current = self.current, min(self.cap, self.current * 2)
-        return wait
-
-    def reset(self) -> None:
-        self.current = self.first
+class ThreadsOutlivedShutdown(RuntimeError):
+    """Sync task threads still ran at the shutdown limit: the process must exit non-zero,
+    without releasing their leases, which then expire."""
 
 
 class Worker:
@@ -91,34 +51,66 @@ class Worker:
         self.tasks = tasks
         self.id = worker_id or new_worker_id()
         self.redis = redis
-        self.leases = LeaseClient(redis, settings, self.id)
         self.queues = settings.queue_list
+        self.log = log.bind(worker=self.id)
         self.counters = Counters()
-        self._free = settings.worker_concurrency
-        self._slot_freed = asyncio.Event()
+        self.leases = LeaseClient(redis, settings, self.id)
+        self.renewal = LeaseRenewal(self.leases)
+        self.finisher = FinishBatcher(self.leases, self.renewal, self.counters, self.log)
+        self.attempts = Attempts(
+            self.id, redis, settings, tasks, self.renewal, self.finisher, self.counters, self.log
+        )
+        self.presence = Presence(self.leases, settings, self.counters)
+        self.runner = LoopRunner(self.log, self._create_groups)
         self._lease_lock = asyncio.Lock()
-        self._running: set[Running] = set()
-        self._done: list[Result] = []
-        self._done_ready = asyncio.Event()
-        self._to_release: list[Lease] = []
+        self.reclaimer = Reclaimer(
+            self.leases,
+            settings,
+            self.counters,
+            self.log,
+            self._lease_lock,
+            self.attempts.free,
+            self.attempts.spawn,
+        )
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()
-        self._closing = False
-        self._last_prune = 0.0
-        self.log = log.bind(worker=self.id)
+        self._loops: list[asyncio.Task[None]] = []
+        self._adopt_due = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def request_stop(self) -> None:
         """Stop leasing and drain; safe to call from a signal handler."""
         if not self._stopping.is_set():
-            self.log.info("worker.stopping", running=len(self._running))
+            self.log.info("worker.stopping", running=len(self.attempts))
         self._stopping.set()
-        self._slot_freed.set()
+        self.attempts.accepting = False
+        self.attempts.slot_freed.set()
 
     async def run(self) -> None:
-        """Run until :meth:`request_stop`, then drain, release what is left and deregister."""
-        if not await self._until_redis(self._setup):
+        """Run until :meth:`request_stop`, then drain, release what is left and deregister.
+
+        Anything escaping stops every loop and attempt before it is raised: a crash must end the
+        process, not leave it half alive."""
+        if not self.queues:
+            raise ValueError("the worker has no queues to serve")
+        try:
+            await self._serve()
+        except BaseException:
+            self._halt()
+            raise
+        finally:
+            self.attempts.threads.close()
+        if abandoned := self.attempts.abandoned:
+            raise ThreadsOutlivedShutdown(
+                f"{len(abandoned)} sync task thread(s) still ran "
+                f"{self.settings.thread_shutdown_limit_s:g} s after the grace period; their "
+                "leases were kept, not released, and expire: "
+                + ", ".join(lease.job_id for lease in abandoned)
+            )
+
+    async def _serve(self) -> None:
+        if not await self.runner.until_ok("setup", self._setup, self._stopping):
             self.log.info("worker.stopped", note="stopped before Redis could be reached")
             return
         self.log.info(
@@ -127,165 +119,135 @@ class Worker:
             concurrency=self.settings.worker_concurrency,
             tasks=list(self.tasks),
         )
-        finisher = asyncio.create_task(self._finish_loop())
-        beat = asyncio.create_task(
-            self._loop(self._heartbeat, self.settings.heartbeat_interval_s, self._drained)
+        finish = self._start_loop("finish", self.finisher.step, 0.0, self.finisher.finished)
+        beat = self._start_loop(
+            "heartbeat", self._heartbeat, self.settings.heartbeat_interval_s, self._drained
         )
         side = [
-            asyncio.create_task(
-                self._loop(self._reclaim, self.settings.reclaim_interval_s, self._stopping)
+            self._start_loop(
+                "reclaim", self._reclaim, self.settings.reclaim_interval_s, self._stopping
             ),
-            asyncio.create_task(self._loop(self._move_due, 0.0, self._stopping)),
+            self._start_loop("mover", self._move_due, 0.0, self._stopping),
         ]
-        await self._lease_loop()
+        await self.runner.loop("lease", self._lease_new, 0.0, self._stopping)
         await asyncio.gather(*side)
         await self._drain()
         self._drained.set()
         await beat
-        self._closing = True
-        self._done_ready.set()
-        try:
-            await asyncio.wait_for(finisher, timeout=10)
-        except TimeoutError:
-            self.log.error("worker.unfinished_outcomes", count=len(self._done))
+        self.finisher.close()
+        await asyncio.wait([finish], timeout=FINISH_AT_STOP_S)
+        if not finish.done():
+            finish.cancel()
+            self.log.error("worker.unfinished_outcomes", count=len(self.finisher))
         await self._release_leftovers()
         self.log.info("worker.stopped", processed=self.counters.processed)
 
+    def _start_loop(
+        self, name: str, step: Step, interval: float, until: asyncio.Event
+    ) -> asyncio.Task[None]:
+        task = asyncio.create_task(self.runner.loop(name, step, interval, until))
+        self._loops.append(task)
+        return task
+
+    def _halt(self) -> None:
+        """After a crash: cancel every loop and attempt; their leases expire."""
+        for task in self._loops:
+            task.cancel()
+        for running in self.attempts.running():
+            self.attempts.stop(running, Stop.ABANDON)
+
     async def _setup(self) -> None:
+        await self._create_groups()
+        await self.presence.announce(busy=0)
+
+    async def _create_groups(self) -> None:
         for queue in self.queues:
             await self.leases.ensure_group(queue)
-        await self._register()
 
     async def _drain(self) -> None:
-        """Let running attempts finish for up to the grace period, then stop the rest."""
-        tasks = [r.task for r in self._running if r.task is not None]
+        """Let attempts finish for up to the grace period, then stop the rest. A sync task's
+        thread cannot be stopped: its lease is kept (and extended) while it runs, up to a limit
+        after which it is abandoned to expire, never released while its code still runs."""
+        tasks = [r.task for r in self.attempts.running() if r.task is not None]
         if tasks:
             self.log.info(
                 "worker.draining", running=len(tasks), grace_s=self.settings.shutdown_grace_s
             )
             await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
-        late = [r for r in self._running if r.task is not None and not r.task.done()]
+        late = [r for r in self.attempts.running() if r.task is not None and not r.task.done()]
         for running in late:
-            self._stop(running, Stop.SHUTDOWN)
+            if not running.sync:
+                self.attempts.stop(running, Stop.SHUTDOWN)
+        threads = [r.task for r in late if r.sync and r.task is not None]
+        if threads:
+            limit = self.settings.thread_shutdown_limit_s
+            self.log.warning("worker.waiting_for_threads", running=len(threads), limit_s=limit)
+            await asyncio.wait(threads, timeout=limit)
+        for running in late:
+            if running.sync:
+                self.attempts.stop(running, Stop.ABANDON)
         await asyncio.gather(*(r.task for r in late if r.task is not None), return_exceptions=True)
 
     async def _release_leftovers(self) -> None:
         try:
-            if self._to_release:
-                released = await self.leases.release(self._to_release)
+            if leftovers := self.attempts.released:
+                released = await self.leases.release(leftovers)
                 self.log.info("worker.released", leases=released)
-            await self.leases.register("", self._stale_ms)
-        except OUTAGE as exc:
-            self.log.error("worker.release_failed", error=str(exc), leases=len(self._to_release))
+            await self.presence.leave()
+        except Exception as exc:
+            leases = len(self.attempts.released)
+            self.log.error("worker.release_failed", error=repr(exc), leases=leases)
 
     # -- loops -----------------------------------------------------------------------------
 
-    async def _until_redis(self, step: Callable[[], Awaitable[None]]) -> bool:
-        """Retry ``step`` through a Redis outage; False if asked to stop before it succeeded."""
-        backoff = Backoff()
-        while not self._stopping.is_set():
-            try:
-                await step()
-                return True
-            except OUTAGE as exc:
-                wait = backoff.next()
-                self.log.warning("redis.unreachable", error=str(exc), retry_in_s=wait)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
-        return False
-
-    async def _loop(
-        self, step: Callable[[], Awaitable[float | None]], interval: float, until: asyncio.Event
-    ) -> None:
-        """Call ``step`` until ``until`` is set, sleeping what it asks or ``interval``.
-
-        Never cancelled mid-call: a script whose reply is lost would leave its work half known.
-        """
-        backoff = Backoff()
-        while not until.is_set():
-            try:
-                wait = await step()
-                backoff.reset()
-            except OUTAGE as exc:
-                wait = backoff.next()
-                self.log.warning("redis.unreachable", error=str(exc), retry_in_s=wait)
-            except ResponseError as exc:
-                wait = await self._on_response_error(exc, backoff)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(until.wait(), interval if wait is None else wait)
-
-    async def _on_response_error(self, exc: ResponseError, backoff: Backoff) -> float:
-        if "NOGROUP" in str(exc):  # Redis lost its data (restart without persistence)
-            self.log.warning("redis.group_missing", error=str(exc))
-            await self._setup()
+    async def _lease_new(self) -> float:
+        if self._adopt_due:
+            await self._adopt()
+        attempts = self.attempts
+        if attempts.free() <= 0:
+            attempts.slot_freed.clear()
+            if attempts.free() <= 0 and not self._stopping.is_set():
+                await attempts.slot_freed.wait()
             return 0.0
-        wait = backoff.next()
-        self.log.error("redis.error", error=str(exc), retry_in_s=wait)
-        return wait
-
-    async def _lease_loop(self) -> None:
-        backoff = Backoff()
-        while not self._stopping.is_set():
-            if self._free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            try:
-                await self._lease_new()
-                backoff.reset()
-            except OUTAGE as exc:
-                wait = backoff.next()
-                self.log.warning("redis.unreachable", error=str(exc), retry_in_s=wait)
-                await asyncio.sleep(wait)
-            except ResponseError as exc:
-                await asyncio.sleep(await self._on_response_error(exc, backoff))
-
-    async def _lease_new(self) -> None:
         async with self._lease_lock:
-            free = self._free  # the reclaim loop may have taken the last slot meanwhile
+            free = attempts.free()  # the reclaim loop may have taken the last slot meanwhile
             if free <= 0:
-                return
+                return 0.0
             asked = time.monotonic()
-            entries = await self.leases.read(self.queues, free, READ_BLOCK_MS)
-            if entries:
-                self._spawn(await self.leases.start(entries))
-                return
-        if time.monotonic() - asked < READ_BLOCK_MS / 10_000:
-            # an empty answer long before the block ran out: a server that ignores BLOCK
-            # (the embedded fakeredis of `tide dev`) must not make this loop spin
-            await asyncio.sleep(0.05)
+            try:
+                entries = await self.leases.read(self.queues, free, READ_BLOCK_MS)
+                if entries:
+                    attempts.spawn(await self.leases.start(entries))
+                    return 0.0
+            except Exception:
+                self._adopt_due = True  # start may have run without its reply arriving
+                raise
+        # an empty answer long before the block ran out: a server that ignores BLOCK (the
+        # embedded fakeredis of `tide dev`) must not make this loop spin
+        return 0.05 if time.monotonic() - asked < READ_BLOCK_MS / 10_000 else 0.0
 
-    async def _reclaim(self) -> float | None:
-        """Take over entries idle for a whole lease: their worker died or released them."""
-        for queue in self.queues:
-            cursor = "0-0"
-            while not self._stopping.is_set():
-                async with self._lease_lock:
-                    if self._free <= 0:
-                        return None
-                    claimed = await self.leases.claim(queue, self._free, cursor)
-                    self._spawn(claimed.leases)
-                if claimed.leases:
-                    self.log.info(
-                        "lease.reclaimed", queue=queue, jobs=[x.job_id for x in claimed.leases]
-                    )
-                if claimed.deleted:
-                    self.counters.deleted_entries += len(claimed.deleted)
-                    self.log.error(
-                        "lease.entries_deleted",
-                        queue=queue,
-                        entries=claimed.deleted,
-                        note="deleted from the stream while pending; their jobs were not run",
-                    )
-                cursor = claimed.cursor
-                if cursor == "0-0":
-                    break
-        if time.monotonic() - self._last_prune > PRUNE_EVERY_S:
-            self._last_prune = time.monotonic()
-            idle_ms = int(self.settings.lease_timeout_s * 10_000)
-            for queue in self.queues:
-                await self.leases.prune_consumers(queue, idle_ms)
-        return None
+    async def _adopt(self) -> None:
+        """Run the attempts this worker began without hearing so (a lost reply)."""
+        self._adopt_due = False  # best effort: if this fails too, the lease runs out and the
+        # reclaim loop hands the entries back as this worker's own
+        async with self._lease_lock:
+            limit = 2 * self.settings.worker_concurrency + 100
+            adopted = [
+                lease
+                for lease in await self.leases.adopt(self.queues, limit)
+                if not self.renewal.holds(lease)
+            ]
+            self.attempts.spawn(adopted)
+        if adopted:
+            self.log.warning("lease.adopted", jobs=[lease.job_id for lease in adopted])
+
+    async def _reclaim(self) -> None:
+        try:
+            await self.reclaimer.step()
+        except Exception:
+            self._adopt_due = True  # claim may have run without its reply arriving
+            self.attempts.slot_freed.set()
+            raise
 
     async def _move_due(self) -> float:
         moved, wait_ms = await self.leases.move_due()
@@ -295,131 +257,9 @@ class Worker:
         return MOVER_MAX_SLEEP_S if wait_ms < 0 else min(MOVER_MAX_SLEEP_S, wait_ms / 1000)
 
     async def _heartbeat(self) -> None:
-        running = list(self._running)
-        if running:
-            states = await self.leases.extend([r.lease for r in running])
-            for r, state in zip(running, states, strict=True):
-                if state is LeaseState.LOST:
-                    self._stop(r, Stop.LOST)
-                elif state is LeaseState.CANCEL_REQUESTED:
-                    self._stop(r, Stop.CANCEL)
-        await self._register()
-
-    async def _finish_loop(self) -> None:
-        """Record outcomes in batches: everything that finished while the last batch was sent."""
-        backoff = Backoff()
-        while True:
-            await self._done_ready.wait()
-            self._done_ready.clear()
-            if not self._done:
-                if self._closing:
-                    return
-                continue
-            batch, self._done = self._done, []
-            try:
-                recorded = await self.leases.finish(batch)
-            except OUTAGE as exc:
-                self._done = batch + self._done
-                wait = backoff.next()
-                self.log.warning("redis.unreachable", error=str(exc), retry_in_s=wait)
-                await asyncio.sleep(wait)
-                self._done_ready.set()
-                continue
-            backoff.reset()
-            for result, ok in zip(batch, recorded, strict=True):
-                if not ok:
-                    self.counters.lost += 1
-                    self.log.warning(
-                        "lease.lost", job=result.lease.job_id, discarded=result.outcome.value
-                    )
-                elif result.outcome is Outcome.ERROR:
-                    self.counters.failed += 1
-                    self.log.warning(
-                        "job.attempt_failed",
-                        job=result.lease.job_id,
-                        type=result.lease.type,
-                        attempt=result.lease.attempt,
-                        max_attempts=result.lease.max_attempts,
-                        error=result.data,
-                    )
-            self.counters.processed += len(batch)
-            if self._done:
-                self._done_ready.set()
-
-    # -- attempts --------------------------------------------------------------------------
-
-    def _spawn(self, leases: list[Lease]) -> None:
-        for lease in leases:
-            running = Running(lease)
-            self._running.add(running)
-            self._free -= 1
-            running.task = asyncio.create_task(self._attempt(running))
-
-    async def _attempt(self, running: Running) -> None:
-        lease = running.lease
-        ctx = Context(
-            lease.job_id,
-            lease.type,
-            lease.queue,
-            lease.attempt,
-            lease.max_attempts,
-            self.id,
-            self.redis,
-        )
-        result: Result | None
-        try:
-            result = await execute(self.tasks.get(lease.type), lease, ctx, self.settings)
-        except asyncio.CancelledError:
-            result = self._after_stop(running)
-        self._running.discard(running)
-        # The slot frees now, not when the outcome is recorded: reading new entries overlaps
-        # with recording outcomes. Pending entries may then exceed the concurrency by one batch.
-        self._free_slots(1)
-        if result is not None:
-            self._done.append(result)
-            self._done_ready.set()
-
-    def _after_stop(self, running: Running) -> Result | None:
-        lease = running.lease
-        if running.stop is Stop.CANCEL:
-            self.log.info("job.cancelled", job=lease.job_id)
-            return Result(
-                lease, Outcome.CANCELLED, error_json("Cancelled", "cancelled while running")
-            )
-        if running.stop is Stop.SHUTDOWN:
-            self._to_release.append(lease)
-        else:
-            self.counters.lost += 1
-            self.log.warning("lease.lost", job=lease.job_id, note="another worker owns it; stopped")
-        return None
-
-    def _stop(self, running: Running, why: Stop) -> None:
-        if running.task is not None and not running.task.done() and running.stop is None:
-            running.stop = why
-            running.task.cancel()
-
-    def _free_slots(self, n: int) -> None:
-        self._free += n
-        self._slot_freed.set()
-
-    # -- registry --------------------------------------------------------------------------
-
-    @property
-    def _stale_ms(self) -> int:
-        return int(max(3 * self.settings.heartbeat_interval_s, 10.0) * 1000)
-
-    async def _register(self) -> None:
-        info = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "queues": self.queues,
-            "concurrency": self.settings.worker_concurrency,
-            "busy": len(self._running),
-            "processed": self.counters.processed,
-            "failed": self.counters.failed,
-            "lost": self.counters.lost,
-            "deleted_entries": self.counters.deleted_entries,
-            "started_at": self.counters.started_at,
-            "last_seen": time.time(),
-        }
-        await self.leases.register(orjson.dumps(info).decode(), self._stale_ms)
+        beat = await self.renewal.beat()
+        for lease in beat.lost:
+            self.attempts.stop_lease(lease, Stop.LOST)
+        for lease in beat.cancel_requested:
+            self.attempts.stop_lease(lease, Stop.CANCEL)
+        await self.presence.announce(busy=len(self.attempts))

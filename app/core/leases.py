@@ -7,10 +7,10 @@ worker that lost its lease can neither extend it nor record a result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -21,6 +21,8 @@ from app.core.settings import CoreSettings
 
 BATCH = 500
 """Leases per script call."""
+
+N = TypeVar("N", int, float)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +73,30 @@ class Claimed:
     cursor: str
     leases: list[Lease]
     deleted: list[str]
+    own: list[Lease]
 
 
-def _lease(row: list[str]) -> Lease:
-    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts = row
-    return Lease(entry, job_id, queue, token, type_, payload, float(timeout_s), int(max_attempts))
+def _lease(row: list[str | None], settings: CoreSettings) -> Lease:
+    """A lease from a script's row. A damaged job record must not stop a worker: a field that
+    is missing or not a number reads as the default, and the attempt fails on its own terms."""
+    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts = (x or "" for x in row)
+    return Lease(
+        entry,
+        job_id,
+        queue,
+        token,
+        type_,
+        payload,
+        _number(float, timeout_s, settings.default_timeout_s),
+        _number(int, max_attempts, settings.default_max_attempts),
+    )
+
+
+def _number(kind: Callable[[str], N], text: str, default: N) -> N:
+    try:
+        return kind(text)
+    except ValueError:
+        return default
 
 
 def _batches(items: Sequence[Any]) -> list[Sequence[Any]]:
@@ -88,6 +109,7 @@ class LeaseClient:
     def __init__(self, redis: Redis, settings: CoreSettings, consumer: str) -> None:
         self.redis = redis
         self.consumer = consumer
+        self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.scripts = Scripts(redis, self.keys, settings)
         self.lease_ms = int(settings.lease_timeout_s * 1000)
@@ -99,19 +121,41 @@ class LeaseClient:
 
         Returns (queue, entry id, job id) triples, now in this consumer's pending list.
         """
-        got: list[tuple[str, str, str]] = []
-        if free <= 0:
+        if free <= 0 or not queues:
+            return []
+        if len(queues) == 1:
+            return await self._xreadgroup(queues, free, block_ms)
+        got = await self._read_in_order(queues, free)
+        if got:
             return got
-        if len(queues) > 1:
-            for name in queues:
-                if len(got) >= free:
-                    break
-                got += await self._xreadgroup([name], free - len(got), None)
-            if got:
-                return got
-        # Block on as many queues as there are free slots, so the read can never overshoot.
-        watched = list(queues[:free])
-        return await self._xreadgroup(watched, free // len(watched), block_ms)
+        if free >= len(queues):
+            # COUNT applies per stream: free // len(queues) each can never overshoot
+            return await self._xreadgroup(queues, free // len(queues), block_ms)
+        # Fewer slots than queues: a group read on all of them could overshoot, one on a few
+        # would not see the others. Wait on all without leasing, then lease in order.
+        await self._wait_for_new(queues, block_ms)
+        return await self._read_in_order(queues, free)
+
+    async def _read_in_order(self, queues: Sequence[str], free: int) -> list[tuple[str, str, str]]:
+        got: list[tuple[str, str, str]] = []
+        for name in queues:
+            if len(got) >= free:
+                break
+            got += await self._xreadgroup([name], free - len(got), None)
+        return got
+
+    async def _wait_for_new(self, queues: Sequence[str], block_ms: int) -> None:
+        """Block until an entry not yet delivered to the group is in any of ``queues``."""
+        pipe = self.redis.pipeline(transaction=False)
+        for name in queues:
+            pipe.xinfo_groups(self.keys.queue(name))
+        last: dict[Any, Any] = {}
+        for name, groups in zip(queues, await pipe.execute(), strict=True):
+            ids = [g["last-delivered-id"] for g in groups if g["name"] == GROUP]
+            if not ids:
+                raise ResponseError(f"NOGROUP no group {GROUP} on queue {name}")
+            last[self.keys.queue(name)] = ids[0]
+        await self.redis.xread(last, count=1, block=block_ms)
 
     async def _xreadgroup(
         self, queues: Sequence[str], count: int, block_ms: int | None
@@ -132,14 +176,28 @@ class LeaseClient:
         leases: list[Lease] = []
         for batch in _batches(entries):
             rows = await self.scripts(Script.START, [self.consumer, pack(batch)])
-            leases += [_lease(row) for row in rows]
+            leases += [_lease(row, self.settings) for row in rows]
         return leases
 
     async def claim(self, queue: str, count: int, cursor: str = "0-0") -> Claimed:
-        """Take over up to ``count`` entries idle for a whole lease, and start them."""
+        """Take over up to ``count`` entries idle for a whole lease, and start them; this
+        consumer's own idle leases come back in ``own``, unchanged."""
         args = [self.consumer, queue, self.lease_ms, cursor, count]
-        cursor, rows, deleted = await self.scripts(Script.CLAIM, args)
-        return Claimed(cursor, [_lease(row) for row in rows], list(deleted))
+        cursor, rows, deleted, own = await self.scripts(Script.CLAIM, args)
+        return Claimed(
+            cursor,
+            [_lease(row, self.settings) for row in rows],
+            list(deleted),
+            [_lease(r, self.settings) for r in own],
+        )
+
+    async def adopt(self, queues: Sequence[str], limit: int) -> list[Lease]:
+        """The leases this consumer holds by the job records, up to ``limit`` per queue: after
+        a start or claim whose reply was lost, the attempts it began without knowing."""
+        if not queues:
+            return []
+        rows = await self.scripts(Script.ADOPT, [self.consumer, limit, "\n".join(queues)])
+        return [_lease(row, self.settings) for row in rows]
 
     async def extend(self, leases: Sequence[Lease]) -> list[LeaseState]:
         """Extend leases still held; say which were lost and which were asked to cancel."""
@@ -150,7 +208,10 @@ class LeaseClient:
         return states
 
     async def finish(self, results: Sequence[Result]) -> list[bool]:
-        """Record outcomes, fenced; False where the lease was lost and the outcome discarded."""
+        """Record outcomes, fenced; False where the lease was lost and the outcome discarded.
+
+        Sending a batch again after a lost reply is safe: an outcome this very attempt already
+        recorded answers True again (finish.lua replies 2)."""
         recorded: list[bool] = []
         for batch in _batches(results):
             rows = ((*r.lease.fence(), r.outcome.value, r.data, r.retry_delay_ms) for r in batch)

@@ -28,6 +28,7 @@ class Script(StrEnum):
     SUBMIT = "submit"
     START = "start"
     CLAIM = "claim"
+    ADOPT = "adopt"
     EXTEND = "extend"
     FINISH = "finish"
     RELEASE = "release"

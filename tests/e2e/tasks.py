@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import time
 from typing import Any
+
+import redis
 
 from tide import Context, task
 
@@ -18,4 +22,13 @@ async def tracked(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
     runs = await ctx.redis.hincrby(RUNS, ctx.job_id, 1)
     first = payload.get("first_seconds", payload.get("seconds", 0))
     await asyncio.sleep(first if runs == 1 else payload.get("seconds", 0))
+    return {"worker": ctx.worker_id, "attempt": ctx.attempt}
+
+
+@task
+def tracked_sync(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """``tracked`` as a plain ``def``: runs in a thread that no cancel can stop."""
+    with redis.Redis.from_url(os.environ["REDIS_URL"]) as client:
+        runs = int(client.hincrby(RUNS, ctx.job_id, 1))
+    time.sleep(payload.get("first_seconds", 0) if runs == 1 else payload.get("seconds", 0))
     return {"worker": ctx.worker_id, "attempt": ctx.attempt}

@@ -4,7 +4,9 @@
 --   retry delay in ms (-1: the error is not retryable)
 -- An error with attempts left becomes 'scheduled' for a retry; otherwise 'failed' and dead-lettered.
 -- A job whose cancel was asked ends 'cancelled' whatever the outcome, unless it succeeded.
--- Returns per attempt 1 (recorded) or 0 (lease lost: the outcome was discarded).
+-- Returns per attempt 1 (recorded), 2 (already recorded by this very attempt: the reply to an
+-- earlier call was lost and the worker sent the batch again) or 0 (lease lost: the outcome was
+-- discarded).
 --!include fence
 --!include transitions
 local consumer = ARGV[FIRST]
@@ -15,7 +17,7 @@ for i = 1, #r, 7 do
   local queue, eid, id, token = r[i], r[i + 1], r[i + 2], r[i + 3]
   local outcome, data, delay = r[i + 4], r[i + 5], tonumber(r[i + 6])
   local stream, key = QUEUE .. queue, JOB .. id
-  local f = holds_lease(key, consumer, token)
+  local f, seen = holds_lease(key, consumer, token)
   if f then
     drop_entry(stream, eid)
     local tenant = f[4]
@@ -24,13 +26,15 @@ for i = 1, #r, 7 do
       terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
     elseif outcome == 'cancelled' or f[6] == '1' then
       terminate(key, id, 'cancelled', queue, tenant, now, 'error', data)
-    elseif delay >= 0 and tonumber(token) < tonumber(f[5]) then
+    elseif delay >= 0 and tonumber(token) < (tonumber(f[5]) or 1) then
       redis.call('HSET', key, 'status', 'scheduled', 'error', data, 'run_at', fmt(now + delay))
       schedule(id, queue, tenant, now + delay)
     else
       dead_letter(key, id, queue, tenant, data, token, now)
     end
     out[#out + 1] = 1
+  elseif seen[1] and seen[3] == consumer and seen[2] == token then
+    out[#out + 1] = 2 -- no longer running, yet still this attempt's: its outcome was recorded
   else
     out[#out + 1] = 0
   end

@@ -135,6 +135,31 @@ async def test_a_blocking_read_wakes_for_new_work_without_overshooting(
     assert len(await asyncio.wait_for(single, 5)) == 3
 
 
+@pytest.mark.redis
+async def test_a_blocking_read_with_fewer_slots_than_queues_serves_every_queue_at_once(
+    real_redis: Redis, fast: CoreSettings
+) -> None:
+    queue, worker = Queue(real_redis, fast), LeaseClient(real_redis, fast, "w1")
+    for name in ("high", "default"):
+        await worker.ensure_group(name)
+
+    reading = asyncio.create_task(worker.read(["high", "default"], 1, 5000))
+    await asyncio.sleep(0.05)
+    assert not reading.done()
+    await queue.submit(JobSpec(type="n", queue="default"))
+    got = await asyncio.wait_for(reading, 0.5)  # not the 5 s block
+    assert [name for name, _, _ in got] == ["default"]
+
+    # work waiting in both queues at the read: still never more than the free slots
+    await queue.submit_many([JobSpec(type="n", queue=name) for name in ("high", "default")])
+    assert [name for name, _, _ in await worker.read(["high", "default"], 1, 5000)] == ["high"]
+    assert [name for name, _, _ in await worker.read(["high", "default"], 1, 5000)] == ["default"]
+
+
+async def test_a_read_of_no_queues_returns_nothing(make_leases: MakeLeases) -> None:
+    assert await make_leases("w1").read([], 3, 10) == []
+
+
 async def test_start_drops_the_entry_of_a_job_cancelled_after_the_read(
     any_redis: Redis, queue: Queue, make_leases: MakeLeases
 ) -> None:
@@ -420,6 +445,45 @@ async def test_finish_answers_per_attempt_in_a_batch(queue: Queue, make_leases: 
     assert await worker.extend([b]) == [LeaseState.HELD]
 
 
+async def test_finish_sent_again_after_a_lost_reply_answers_recorded_not_lost(
+    queue: Queue, make_leases: MakeLeases
+) -> None:
+    jobs = await queue.submit_many([JobSpec(type="n", payload=i) for i in range(2)])
+    worker = make_leases("w1")
+    a, b = await take(worker)
+    assert await worker.finish([ok(a, "first"), error(b, retry_delay_ms=60_000)]) == [True, True]
+    # the same batch again, as after a reply that never arrived: nothing changes
+    assert await worker.finish([ok(a, "again"), error(b, retry_delay_ms=0)]) == [True, True]
+    done, retrying = [await queue.get(j.id) for j in jobs]
+    assert done is not None
+    assert (done.status, done.result) == (JobStatus.SUCCEEDED, "first")
+    assert retrying is not None
+    assert (retrying.status, retrying.attempts) == (JobStatus.SCHEDULED, 1)
+    # another consumer sending the same fence is still refused
+    assert await make_leases("w2").finish([ok(a)]) == [False]
+
+
+# -- adopt --------------------------------------------------------------------------------------
+
+
+async def test_adopt_returns_the_attempts_this_consumer_runs_by_the_job_records(
+    any_redis: Redis, queue: Queue, make_leases: MakeLeases
+) -> None:
+    await queue.submit_many([JobSpec(type="n", payload=i) for i in range(3)])
+    await queue.submit(JobSpec(type="n", payload=9, queue="other"))
+    mine, theirs = make_leases("mine"), make_leases("theirs")
+    started = await take(mine, free=2, queues=("default", "other"))
+    (finished, kept) = started
+    assert await mine.finish([ok(finished)]) == [True]
+    # read but never started (the reply to XREADGROUP lost): not an attempt of this consumer
+    await mine.read(["default"], 1, 10)
+    (other,) = await take(theirs, queues=("other",))
+
+    assert await mine.adopt(["default", "other"], 100) == [kept]
+    assert await theirs.adopt(["default", "other"], 100) == [other]
+    assert await mine.adopt([], 100) == []
+
+
 # -- claim --------------------------------------------------------------------------------------
 
 
@@ -529,6 +593,42 @@ async def test_claim_reports_entries_deleted_while_pending(
     claimed = await rescuer.claim("default", 10)
     assert claimed.deleted == [lost.entry]
     assert [lease.entry for lease in claimed.leases] == [kept.entry]
+
+
+async def test_claim_hands_back_its_own_idle_lease_without_a_new_attempt(
+    any_redis: Redis, queue: Queue, make_leases: MakeLeases
+) -> None:
+    """A worker whose event loop was blocked past its lease must not steal its own job."""
+    job = await queue.submit(JobSpec(type="echo"))
+    worker = make_leases("w1")
+    (lease,) = await take(worker)
+    await asyncio.sleep(PAST_LEASE_S)
+
+    claimed = await worker.claim("default", 10)
+    assert claimed.leases == []
+    assert claimed.own == [lease]
+    running = await queue.get(job.id)
+    assert running is not None
+    assert (running.status, running.worker, running.attempts) == (JobStatus.RUNNING, "w1", 1)
+    assert await worker.finish([ok(lease, "kept")]) == [True]
+    done = await queue.get(job.id)
+    assert done is not None
+    assert (done.status, done.result) == (JobStatus.SUCCEEDED, "kept")
+
+
+async def test_claim_dead_letters_in_the_claimers_name_so_the_late_finish_reads_as_lost(
+    queue: Queue, make_leases: MakeLeases
+) -> None:
+    job = await queue.submit(JobSpec(type="echo", max_attempts=1))
+    dead, rescuer = make_leases("dead"), make_leases("rescuer")
+    (lease,) = await take(dead)
+    await asyncio.sleep(PAST_LEASE_S)
+    assert (await rescuer.claim("default", 10)).leases == []
+
+    assert await dead.finish([ok(lease)]) == [False]
+    failed = await queue.get(job.id)
+    assert failed is not None
+    assert (failed.status, failed.worker) == (JobStatus.FAILED, "rescuer")
 
 
 async def test_claim_on_an_empty_group_takes_nothing(make_leases: MakeLeases) -> None:

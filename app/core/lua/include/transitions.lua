@@ -52,11 +52,13 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
     terminate(key, id, 'cancelled', queue, f[7], now)
     return false
   end
-  local attempts = tonumber(f[2]) + 1
-  if attempts > tonumber(f[3]) then
+  local attempts = (tonumber(f[2]) or 0) + 1
+  if attempts > (tonumber(f[3]) or 1) then
     drop_entry(stream, eid)
     local err = '{"type":"LeaseExpired","message":"the worker running attempt ' .. f[2] ..
       ' stopped without finishing and no attempts are left"}'
+    -- the record names who ended it, so the late finish of the expired attempt reads as lost
+    redis.call('HSET', key, 'worker', consumer)
     dead_letter(key, id, queue, f[7], err, f[2], now)
     return false
   end
