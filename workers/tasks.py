@@ -5,15 +5,14 @@
     @task
     async def resize(ctx: Context, payload: ResizeRequest) -> dict: ...
 
-A task is an ``async def`` or a plain ``def`` (run in a thread pool) taking a context and the
-payload. When the payload parameter is annotated with a pydantic model the payload is validated
+A task is an ``async def`` or a plain ``def`` (run in the worker's threads) taking a context and
+the payload. When the payload parameter is annotated with a pydantic model the payload is validated
 first, and a validation failure is not retried.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import typing
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from app.core.errors import NonRetryable
+from workers.threads import TaskThreads
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,7 @@ class Task:
     name: str
     fn: TaskFn
     is_async: bool
+    """Runs on the event loop; otherwise in the worker's threads."""
     payload_model: type[BaseModel] | None
 
     def parse(self, payload: Any) -> Any:
@@ -59,11 +60,29 @@ class Task:
             model = self.payload_model.__name__
             raise NonRetryable(f"payload does not match {model}: {exc}") from exc
 
-    async def call(self, ctx: Context, payload: Any) -> Any:
+    async def call(
+        self,
+        ctx: Context,
+        payload: Any,
+        threads: TaskThreads,
+        on_start: Callable[[float], None] | None = None,
+    ) -> Any:
+        """Run the task: on the loop, or a plain ``def`` in ``threads``. ``on_start(t)`` learns the
+        loop time at which task code began. An awaitable that a plain ``def`` returns (a sync
+        decorator around an ``async def``) is awaited on the loop."""
         if self.is_async:
-            return await self.fn(ctx, payload)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(self.fn, ctx, payload))
+            if on_start is not None:
+                on_start(asyncio.get_running_loop().time())
+            value = self.fn(ctx, payload)
+        else:
+            value = await threads.run(self.fn, ctx, payload, on_start=on_start)
+        return await value if inspect.isawaitable(value) else value
+
+
+def _runs_on_loop(fn: TaskFn) -> bool:
+    """An ``async def``, also behind a sync decorator that says what it wraps
+    (``functools.wraps``): calling that one on the loop just hands back the coroutine."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(inspect.unwrap(fn))
 
 
 def _payload_model(fn: TaskFn) -> type[BaseModel] | None:
@@ -102,7 +121,7 @@ class TaskRegistry:
             key = name or fn.__name__
             if key in self._tasks and self._tasks[key].fn is not fn:
                 raise ValueError(f"task {key!r} is already registered")
-            self._tasks[key] = Task(key, fn, inspect.iscoroutinefunction(fn), _payload_model(fn))
+            self._tasks[key] = Task(key, fn, _runs_on_loop(fn), _payload_model(fn))
             return fn
 
         return register(fn) if fn is not None else register

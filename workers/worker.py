@@ -27,6 +27,7 @@ from app.core.leases import Lease, LeaseClient, LeaseState, Outcome, Result
 from workers.execute import error_json, execute
 from workers.settings import WorkerSettings
 from workers.tasks import Context, TaskRegistry
+from workers.threads import TaskThreads
 
 log = structlog.get_logger("tide.worker")
 
@@ -94,6 +95,7 @@ class Worker:
         self.leases = LeaseClient(redis, settings, self.id)
         self.queues = settings.queue_list
         self.counters = Counters()
+        self.threads = TaskThreads(settings.worker_concurrency)
         self._free = settings.worker_concurrency
         self._slot_freed = asyncio.Event()
         self._lease_lock = asyncio.Lock()
@@ -368,7 +370,9 @@ class Worker:
         )
         result: Result | None
         try:
-            result = await execute(self.tasks.get(lease.type), lease, ctx, self.settings)
+            result = await execute(
+                self.tasks.get(lease.type), lease, ctx, self.settings, self.threads
+            )
         except asyncio.CancelledError:
             result = self._after_stop(running)
         self._running.discard(running)
