@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 import orjson
+import structlog
 from pydantic import BaseModel
 
 from app.core.errors import NonRetryable
@@ -20,6 +21,8 @@ from workers.retry import retry_delay_s
 from workers.settings import WorkerSettings
 from workers.tasks import Context, Task
 from workers.threads import TaskThreads
+
+log = structlog.get_logger("tide.worker")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """Lone surrogates (a path decoded with ``surrogateescape``) are not UTF-8: JSON refuses them."""
@@ -59,8 +62,10 @@ async def execute(
     that task code raises on its own is a failed attempt like any other error.
     """
     if task is None:
-        message = f"no task named {lease.type!r}"
-        return Result(lease, Outcome.ERROR, error_json("UnknownTask", message))
+        # retried: in a rolling deploy the next worker to lease it may know the type
+        log.error("job.unknown_task", job=lease.job_id, type=lease.type)
+        message = f"no task named {lease.type!r} in this worker"
+        return _retryable(lease, error_json("UnknownTask", message), settings)
     try:
         return Result(lease, Outcome.OK, await _run(task, lease, ctx, threads))
     except BaseException as exc:

@@ -9,8 +9,10 @@ from typing import Any, cast
 import orjson
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 import tests.workers.hostile_tasks  # noqa: F401 - registers the hostile tasks
+import workers.builtin  # noqa: F401 - registers the built-in tasks
 from app.core.leases import Lease, Outcome, Result
 from workers.execute import execute
 from workers.settings import WorkerSettings
@@ -174,3 +176,47 @@ async def test_a_timeout_error_raised_by_task_code_is_not_the_jobs_timeout(
 
     result = await attempt(threads, "upstream_slow", task=local.get("upstream_slow"))
     assert error(result) == {"type": "TimeoutError", "message": "the upstream API did not answer"}
+
+
+async def test_an_unknown_task_type_is_a_retryable_failure_logged_as_an_error(
+    threads: TaskThreads,
+) -> None:
+    with capture_logs() as logs:
+        result = await attempt(threads, "nobody_knows")
+    assert error(result) == {
+        "type": "UnknownTask",
+        "message": "no task named 'nobody_knows' in this worker",
+    }
+    assert retryable(result)
+    assert {
+        "event": "job.unknown_task",
+        "log_level": "error",
+        "job": "job-1",
+        "type": "nobody_knows",
+    } in logs
+
+
+async def test_a_missing_payload_means_the_payload_models_defaults(threads: TaskThreads) -> None:
+    result = await attempt(threads, "fail", None)
+    assert error(result) == {"type": "RuntimeError", "message": "failed on purpose"}
+    assert retryable(result)
+
+
+async def test_a_missing_payload_with_required_fields_names_them(threads: TaskThreads) -> None:
+    result = await attempt(threads, "blocks", None)
+    assert error(result) == {
+        "type": "NonRetryable",
+        "message": "payload does not match BlockPayload: seconds: Field required",
+    }
+    assert not retryable(result)
+
+
+async def test_a_payload_that_does_not_validate_lists_each_wrong_field_on_one_line(
+    threads: TaskThreads,
+) -> None:
+    result = await attempt(threads, "sleep", {"seconds": "soon", "extra": 1})
+    assert error(result)["message"] == (
+        "payload does not match SleepPayload: seconds: Input should be a valid number, unable "
+        "to parse string as a number; extra: Extra inputs are not permitted"
+    )
+    assert not retryable(result)

@@ -44,6 +44,7 @@ FAILURES = [
     ("interrupts_sync", None, 5.0, "KeyboardInterrupt", 2),
     ("awaits_cancelled_helper", None, 5.0, "CancelledError", 2),
     ("blocks", {"seconds": 0.6}, 0.2, "JobTimeout", 2),
+    ("nobody_knows", None, 5.0, "UnknownTask", 2),
 ]
 
 
