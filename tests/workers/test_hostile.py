@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ import workers.builtin  # noqa: F401 - registers the built-in tasks
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
 from app.dev.redis_server import RedisServer
-from tests.helpers import wait_terminal
+from tests.helpers import wait_status, wait_terminal
 from tests.workers.conftest import StartWorker
 from workers.tasks import TaskRegistry, registry
 
@@ -91,7 +92,7 @@ async def test_sync_jobs_stuck_past_their_timeout_do_not_keep_the_next_from_star
     assert done.result.startswith("tide-task-")
 
 
-async def test_a_worker_process_survives_exits_in_threads_and_stops_at_once_past_a_lingering_one(
+async def test_a_worker_process_survives_exits_in_threads_and_stops_at_once_past_lingering_ones(
     queue: Queue, redis_server: RedisServer
 ) -> None:
     jobs = await queue.submit_many(
@@ -102,24 +103,36 @@ async def test_a_worker_process_survives_exits_in_threads_and_stops_at_once_past
         ]
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "KEY_PREFIX"))}
-    env.update(PYTHONPATH=str(ROOT), REDIS_URL=redis_server.url, LEASE_TIMEOUT_S="1")
-    proc = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "workers", "--tasks", "tests.workers.hostile_tasks"],
-        *["--concurrency", "1"],
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    env.update(
+        PYTHONPATH=str(ROOT),
+        REDIS_URL=redis_server.url,
+        LEASE_TIMEOUT_S="1",
+        SHUTDOWN_GRACE_S="0.3",
     )
-    try:
-        done = await wait_terminal(queue, [j.id for j in jobs], timeout_s=30)
-        assert proc.returncode is None, "the worker died"
-        proc.send_signal(signal.SIGTERM)
-        _, err = await asyncio.wait_for(proc.communicate(), 15)  # not the 60 s of its thread
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+    with tempfile.TemporaryFile() as log:
+        proc = await asyncio.create_subprocess_exec(
+            *[sys.executable, "-m", "workers", "--tasks", "tests.workers.hostile_tasks"],
+            *["--concurrency", "2"],
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            done = await wait_terminal(queue, [j.id for j in jobs], timeout_s=30)
+            assert proc.returncode is None, "the worker died"
+            # one thread lingers past its timeout; the other runs a job that outlasts the grace
+            long = await queue.submit(JobSpec(type="blocks", payload={"seconds": 60}))
+            await wait_status(queue, long.id, JobStatus.RUNNING)
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 15)  # not the 60 s of the threads
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        log.seek(0)
+        output = log.read().decode(errors="replace")
     assert [j.error["type"] for j in done] == ["SystemExit", "KeyboardInterrupt", "JobTimeout"]
-    assert proc.returncode == 0
-    assert b"worker.stopped" in err
+    assert code == 0, output
+    assert "worker.released" in output
+    assert "worker.stopped" in output
