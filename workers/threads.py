@@ -53,9 +53,8 @@ class _Call:
         self._post(self._started, time.monotonic())
         try:
             outcome: Returned = (self.fn(*self.args), None)
-        except (
-            BaseException
-        ) as exc:  # a task's SystemExit must end neither this thread nor the loop
+        # a task's SystemExit must end neither this thread nor, raised there, the event loop
+        except BaseException as exc:
             outcome = (None, exc)
         self._post(self._settle, outcome)
 
@@ -114,7 +113,7 @@ class TaskThreads:
         try:
             value, error = await asyncio.shield(call.future)
         except asyncio.CancelledError:
-            if call.abandon():
+            if call.abandon() and not call.future.done():
                 self._linger(call.future)
             raise
         if error is not None:

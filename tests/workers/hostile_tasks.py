@@ -29,6 +29,10 @@ class Unrepresentable(Unprintable):
         raise RuntimeError("no repr either")
 
 
+class Abort(BaseException):
+    """Some libraries raise their own BaseException subclasses (gevent's, trio's)."""
+
+
 class BlockPayload(BaseModel):
     seconds: float
 
@@ -76,6 +80,11 @@ async def interrupts_async(ctx: Context, payload: Any) -> None:
 @task
 def interrupts_sync(ctx: Context, payload: Any) -> None:
     raise KeyboardInterrupt
+
+
+@task
+async def raises_base_exception(ctx: Context, payload: Any) -> None:
+    raise Abort("abort abort")
 
 
 @task

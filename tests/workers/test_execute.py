@@ -98,10 +98,11 @@ async def test_a_result_that_cannot_be_json_is_a_failure_not_retried(
         ("exits_sync", "SystemExit", "3"),
         ("interrupts_async", "KeyboardInterrupt", ""),
         ("interrupts_sync", "KeyboardInterrupt", ""),
+        ("raises_base_exception", "Abort", "abort abort"),
         ("awaits_cancelled_helper", "CancelledError", ""),
     ],
 )
-async def test_exits_interrupts_and_a_tasks_own_cancelled_error_are_retryable_failures(
+async def test_any_base_exception_of_task_code_even_its_own_cancelled_error_is_a_retryable_failure(
     threads: TaskThreads, type_: str, kind: str, message: str
 ) -> None:
     result = await attempt(threads, type_)
