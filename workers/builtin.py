@@ -1,4 +1,8 @@
-"""Built-in tasks, always registered: used by ``tide dev --demo``, the benchmark and the tests."""
+"""Built-in tasks, always registered: used by ``tide dev --demo``, the benchmark and the tests.
+
+Their payloads reject unknown fields (a typo must not silently run with a default), and a
+missing payload means the defaults.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,23 @@ import asyncio
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from workers.tasks import Context, task
 
 
 class SleepPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     seconds: float = Field(default=1.0, ge=0, le=3600)
 
 
 class FailPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     message: str = "failed on purpose"
 
 
 class CpuPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     ms: float = Field(default=100.0, ge=0, le=600_000)
 
 

@@ -5,13 +5,14 @@
     @task
     async def resize(ctx: Context, payload: ResizeRequest) -> dict: ...
 
-A task is an ``async def`` or a plain ``def`` (run in a thread pool) taking a context and the
-payload. When the payload parameter is annotated with a pydantic model the payload is validated
-first, and a validation failure is not retried.
+A task is an ``async def`` or a plain ``def`` (run in the worker's threads) taking a context and
+the payload. When the payload parameter is annotated with a pydantic model the payload is validated
+first (a missing payload means the model's defaults), and a validation failure is not retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import typing
 from collections.abc import Callable, Iterator
@@ -23,6 +24,11 @@ from redis.asyncio import Redis
 
 from app.core.errors import NonRetryable
 from workers.threads import TaskThreads
+
+
+class TaskDefinitionError(ValueError):
+    """A task module defines something no worker can run: a name registered twice, a function
+    that does not take ``(ctx, payload)``, annotations that cannot be resolved."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,36 +52,71 @@ class Task:
     name: str
     fn: TaskFn
     is_async: bool
+    """Runs on the event loop; otherwise in the worker's threads."""
     payload_model: type[BaseModel] | None
 
     def parse(self, payload: Any) -> Any:
-        """The payload as the task expects it; NonRetryable when it does not validate."""
+        """The payload as the task expects it (``None``: the model's defaults); NonRetryable
+        with one line per wrong field when it does not validate."""
         if self.payload_model is None:
             return payload
         try:
-            return self.payload_model.model_validate(payload)
+            return self.payload_model.model_validate({} if payload is None else payload)
         except ValidationError as exc:
             model = self.payload_model.__name__
-            raise NonRetryable(f"payload does not match {model}: {exc}") from exc
+            raise NonRetryable(f"payload does not match {model}: {_field_errors(exc)}") from exc
 
-    async def call(self, ctx: Context, payload: Any, threads: TaskThreads) -> Any:
+    async def call(
+        self,
+        ctx: Context,
+        payload: Any,
+        threads: TaskThreads,
+        on_start: Callable[[float], None] | None = None,
+    ) -> Any:
+        """Run the task: on the loop, or a plain ``def`` in ``threads``. ``on_start(t)`` learns the
+        loop time at which task code began. An awaitable that a plain ``def`` returns (a sync
+        decorator around an ``async def``) is awaited on the loop."""
         if self.is_async:
-            return await self.fn(ctx, payload)
-        return await threads.run(self.fn, ctx, payload)
+            if on_start is not None:
+                on_start(asyncio.get_running_loop().time())
+            value = self.fn(ctx, payload)
+        else:
+            value = await threads.run(self.fn, ctx, payload, on_start=on_start)
+        return await value if inspect.isawaitable(value) else value
+
+
+def _field_errors(exc: ValidationError) -> str:
+    """``loc: message; ...``: pydantic's errors in one line, without its input dumps and URLs."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in exc.errors(include_url=False)
+    )
+
+
+def _runs_on_loop(fn: TaskFn) -> bool:
+    """An ``async def``, also behind a sync decorator that says what it wraps
+    (``functools.wraps``): calling that one on the loop just hands back the coroutine."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(inspect.unwrap(fn))
 
 
 def _payload_model(fn: TaskFn) -> type[BaseModel] | None:
     params = list(inspect.signature(fn).parameters)
     if len(params) < 2:
-        raise TypeError(f"task {fn.__name__} must take (ctx, payload)")
+        raise TaskDefinitionError(f"task {_where(fn)} must take (ctx, payload)")
     try:
         hint = typing.get_type_hints(fn).get(params[1])
     except NameError as exc:
-        raise TypeError(
-            f"cannot resolve the annotations of task {fn.__name__} ({exc}): define payload "
+        raise TaskDefinitionError(
+            f"cannot resolve the annotations of task {_where(fn)} ({exc}): define payload "
             "models at module level"
         ) from exc
     return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+
+
+def _where(fn: TaskFn) -> str:
+    """``module.qualname`` of a task function, for messages that must point at the code."""
+    module = getattr(fn, "__module__", None) or "?"
+    return f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 class TaskRegistry:
@@ -98,9 +139,12 @@ class TaskRegistry:
 
         def register(fn: TaskFn) -> TaskFn:
             key = name or fn.__name__
-            if key in self._tasks and self._tasks[key].fn is not fn:
-                raise ValueError(f"task {key!r} is already registered")
-            self._tasks[key] = Task(key, fn, inspect.iscoroutinefunction(fn), _payload_model(fn))
+            if key in self._tasks and (first := self._tasks[key].fn) is not fn:
+                raise TaskDefinitionError(
+                    f"task name {key!r} is registered twice: by {_where(first)} and by "
+                    f"{_where(fn)}; give one of them another name (@task(name=...))"
+                )
+            self._tasks[key] = Task(key, fn, _runs_on_loop(fn), _payload_model(fn))
             return fn
 
         return register(fn) if fn is not None else register
