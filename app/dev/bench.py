@@ -157,7 +157,9 @@ async def _bench(options: Options, url: str) -> Figures | None:
                 stack.push_async_callback(_delete_prefix, redis, prefix)
             env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": prefix, "LOG_LEVEL": "warning"}
             command = worker_command(options.concurrency, QUEUE)
-            workers = WorkerFleet(options.workers, command, env, stop_timeout_s=WORKER_STOP_S)
+            workers = WorkerFleet(
+                options.workers, command, env, stop_timeout_s=WORKER_STOP_S, restart=False
+            )
             stack.push_async_callback(workers.stop)
             queue = Queue(redis, CoreSettings(redis_url=url, key_prefix=prefix))
             return await _phases(options, queue, workers)
@@ -233,8 +235,8 @@ async def _wait_done(queue: Queue, workers: WorkerFleet, total: int, progress: b
                 done, last_progress = total - left, time.monotonic()
             if left == 0:
                 return
-            if dead := workers.exited():
-                raise BenchError(f"worker processes exited early: {dead}")
+            if workers.failed.is_set():
+                raise BenchError(f"worker processes exited early: {workers.failure}")
             if time.monotonic() - last_progress > STALL_S:
                 raise BenchError(f"no job finished for {STALL_S:.0f} s; {left} left")
             await asyncio.sleep(POLL_S)

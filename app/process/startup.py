@@ -1,0 +1,48 @@
+"""Bad configuration at a process's edge: one line on stderr and exit code 2, never a traceback.
+
+Every ``main()`` builds its settings with :func:`load_settings` and catches :class:`ConfigError`
+with :func:`exit_config`, so ``LOG_LEVEL=verbose`` reads the same in every command.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+EXIT_CONFIG = 2
+"""The exit code of "this configuration cannot run" (as argparse's usage errors), so a
+supervisor (``tide dev``, the local scaler) stops restarting at once."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A setting, flag or environment this process cannot run with; the message says which."""
+
+
+def load_settings(cls: type[M], **overrides: Any) -> M:
+    """``cls`` from the environment and ``overrides`` (flags); a bad value is a ConfigError
+    naming the environment variable, its value and what is wrong with it."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """``NAME=value: problem`` for each bad setting, on one line."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+        value = error.get("input")
+        shown = f"={value!r}" if isinstance(value, str | int | float) else ""
+        problems.append(f"{name}{shown}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def exit_config(prog: str, exc: Exception) -> int:
+    """Print ``prog: message`` on stderr and return :data:`EXIT_CONFIG`."""
+    print(f"{prog}: {exc}", file=sys.stderr, flush=True)
+    return EXIT_CONFIG
