@@ -11,7 +11,6 @@ import argparse
 import importlib
 import os
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -20,7 +19,7 @@ from app.core.redis_client import connect
 from app.process import loop
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
-from app.process.startup import ConfigError, exit_config, load_settings
+from app.process.startup import ConfigError, exit_config, load_settings, positive_int
 from workers.loader import import_tasks
 from workers.settings import WorkerSettings
 from workers.tasks import registry
@@ -59,29 +58,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def settings_from(args: argparse.Namespace) -> WorkerSettings:
-    """The environment's settings with the flags on top; a ConfigError names what is wrong."""
-    overrides: dict[str, Any] = {
-        key: value
-        for key, value in {
-            "tasks_module": args.tasks,
-            "queues": args.queues,
-            "worker_concurrency": args.concurrency,
-        }.items()
-        if value is not None
-    }
-    settings = load_settings(WorkerSettings, **overrides)
+def settings_from(
+    tasks: str | None = None, queues: str | None = None, concurrency: int | None = None
+) -> WorkerSettings:
+    """The environment's settings with the flags that were given on top; a ConfigError names
+    what is wrong. ``tide dev`` builds its workers' settings here too."""
+    flags = {"tasks_module": tasks, "queues": queues, "worker_concurrency": concurrency}
+    settings = load_settings(
+        WorkerSettings, **{key: value for key, value in flags.items() if value is not None}
+    )
     if not settings.queue_list:
         raise ConfigError(f"QUEUES={settings.queues!r}: names no queue (e.g. 'default')")
     return settings
@@ -118,7 +103,7 @@ async def serve(worker: Worker) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        settings = settings_from(args)
+        settings = settings_from(args.tasks, args.queues, args.concurrency)
         configure_logging(settings.log_level)
         load_tasks(settings.tasks_module, Path.cwd())
         worker = build_worker(settings)

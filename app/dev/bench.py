@@ -30,6 +30,7 @@ from app.dev.redis_server import RedisServer, RedisServerUnavailable
 from app.process import loop
 from app.process.fleet import WorkerFleet, worker_command
 from app.process.logging import configure_logging
+from app.process.startup import positive_int
 
 log = structlog.get_logger("tide.bench")
 
@@ -90,20 +91,17 @@ def parse_args(argv: list[str] | None) -> Options:
         description="Measure enqueue and processing throughput, latency and Redis memory per job "
         "with noop jobs. Starts a private redis-server unless --redis-url is given.",
     )
-    parser.add_argument("--jobs", type=_positive, default=20_000, help="jobs to process (20000)")
-    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (1)")
-    parser.add_argument("--concurrency", type=_positive, default=200, help="jobs per worker (200)")
-    parser.add_argument("--latency-jobs", type=_positive, default=300, help="jobs one by one (300)")
+    parser.add_argument("--jobs", type=positive_int, default=20_000, help="jobs to process (20000)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (1)")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=200, help="jobs per worker (200)"
+    )
+    parser.add_argument(
+        "--latency-jobs", type=positive_int, default=300, help="jobs one by one (300)"
+    )
     parser.add_argument("--redis-url", help="an existing Redis to use (REDIS_URL is ignored)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return Options(**vars(parser.parse_args(argv)))
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,7 @@ with :func:`exit_config`, so ``LOG_LEVEL=verbose`` reads the same in every comma
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any, TypeVar
 
@@ -20,6 +21,26 @@ M = TypeVar("M", bound=BaseModel)
 
 class ConfigError(ValueError):
     """A setting, flag or environment this process cannot run with; the message says which."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    return _at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of at least 0."""
+    return _at_least(text, 0)
+
+
+def _at_least(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    return value
 
 
 def load_settings(cls: type[M], **overrides: Any) -> M:
