@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import aiohttp
+import orjson
 import pytest
 
 from app.core.models import TERMINAL, Job, JobStatus
@@ -117,8 +117,9 @@ class DevProcess:
 
     def worker_pids(self) -> list[int]:
         """Pids of the workers it started, from its ``fleet.worker_started`` log lines."""
-        text = self.err_path.read_text()
-        return [int(pid) for pid in re.findall(r'"fleet.worker_started".*?"pid":(\d+)', text)]
+        lines = self.err_path.read_text().splitlines()
+        events = [orjson.loads(line) for line in lines if line.startswith("{")]
+        return [e["pid"] for e in events if e.get("event") == "fleet.worker_started"]
 
     def kill(self) -> None:
         if self.proc.poll() is None:
