@@ -8,16 +8,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from app.core.models import TERMINAL, Job, JobStatus
 from app.core.queue import Queue
 from app.dev.redis_server import free_port
+
+ApiClient = TestClient[web.Request, web.Application]
+MakeApiClient = Callable[[web.Application], Awaitable[ApiClient]]
+API_MAX_BODY = 4096
+"""The body limit of the API tests' settings."""
 
 TIDE = str(Path(sys.executable).with_name("tide"))
 """The ``tide`` console script of this venv: what a user runs (no ``-m``, so the working
@@ -66,6 +74,20 @@ async def wait_healthy(
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"{base} did not become healthy\n{output()}")
+
+
+async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert "Traceback" not in await response.text()
+    error: dict[str, Any] = body["error"]
+    return error
 
 
 def clean_env(**extra: str) -> dict[str, str]:
