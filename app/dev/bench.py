@@ -10,11 +10,10 @@ import asyncio
 import dataclasses
 import math
 import os
-import signal
 import sys
 import time
 from contextlib import AsyncExitStack, ExitStack
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import orjson
 import structlog
@@ -30,6 +29,7 @@ from app.dev.redis_server import RedisServer, RedisServerUnavailable
 from app.process import loop
 from app.process.fleet import WorkerFleet, worker_command
 from app.process.logging import configure_logging
+from app.process.signals import STOP_SIGNALS
 from app.process.startup import positive_int
 
 log = structlog.get_logger("tide.bench")
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _bench(options: Options, url: str) -> Figures | None:
     """The phases, with the workers stopped and the keys deleted whatever happens.
 
-    SIGINT and SIGTERM cancel the run (then ``None``); later signals wait for the cleanup.
+    SIGINT, SIGTERM and SIGHUP cancel the run (then ``None``); later signals wait for the cleanup.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -144,7 +144,7 @@ async def _bench(options: Options, url: str) -> Figures | None:
             task.cancel()
 
     event_loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         event_loop.add_signal_handler(sig, on_signal)
     try:
         async with AsyncExitStack() as stack:
@@ -167,7 +167,7 @@ async def _bench(options: Options, url: str) -> Figures | None:
         task.uncancel()
         return None
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             event_loop.remove_signal_handler(sig)
 
 
@@ -219,18 +219,43 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     )
 
 
+class Progress:
+    """A progress bar whose clock starts when the first job finishes, not when the workers are
+    launched: their start-up (a second or more) would otherwise halve the rate it shows."""
+
+    def __init__(self, total: int, enabled: bool, file: TextIO = sys.stderr) -> None:
+        self.total, self.enabled, self.file = total, enabled, file
+        self.bar: tqdm[NoReturn] | None = None
+
+    def show(self, done: int) -> None:
+        if done == 0:
+            return
+        if self.bar is None:
+            # disable=None: no bar when the output is not a terminal (CI logs, tests)
+            disable = None if self.enabled else True
+            self.bar = tqdm(
+                total=self.total, initial=done, unit="job", file=self.file, disable=disable
+            )
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 async def _wait_done(queue: Queue, workers: WorkerFleet, total: int, progress: bool) -> None:
     """Poll until nothing in the queue is waiting, running or scheduled; fail, rather than
     hang, when a worker exits or nothing finishes for ``STALL_S``."""
     done, last_progress = 0, time.monotonic()
-    # disable=None: no bar when stderr is not a terminal (CI logs, tests)
-    with tqdm(total=total, unit="job", file=sys.stderr, disable=None if progress else True) as bar:
+    bar = Progress(total, progress)
+    try:
         while True:
             (stats,) = await queue.stats([QUEUE])
             left = stats.waiting + stats.running + stats.scheduled
             if total - left > done:
-                bar.update(total - left - done)
                 done, last_progress = total - left, time.monotonic()
+                bar.show(done)
             if left == 0:
                 return
             if workers.failed.is_set():
@@ -238,6 +263,8 @@ async def _wait_done(queue: Queue, workers: WorkerFleet, total: int, progress: b
             if time.monotonic() - last_progress > STALL_S:
                 raise BenchError(f"no job finished for {STALL_S:.0f} s; {left} left")
             await asyncio.sleep(POLL_S)
+    finally:
+        bar.close()
 
 
 async def _read_jobs(queue: Queue, ids: list[str]) -> list[list[str | None]]:

@@ -154,3 +154,22 @@ async def test_dev_runs_jobs_on_its_workers_and_stops_them(
     assert job["result"] == {"hi": 1}
     assert await process.interrupt() == 0, process.output()
     assert '"fleet.stopped"' in process.output()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["worker", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[QUEUES; default: default]"]),
+        (["api", "--help"], ["[PORT; default: 8000]", "[HOST; default: 0.0.0.0]"]),
+        (["dev", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[TASKS_MODULE;"]),
+    ],
+)
+def test_help_shows_each_flags_setting_and_default(
+    argv: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for text in expected:
+        assert text in out
