@@ -19,7 +19,13 @@ from app.core.redis_client import connect
 from app.process import loop
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
-from app.process.startup import ConfigError, exit_config, load_settings, positive_int
+from app.process.startup import (
+    ConfigError,
+    built_from,
+    exit_config,
+    load_settings,
+    positive_int,
+)
 from workers.loader import import_tasks
 from workers.settings import WorkerSettings
 from workers.tasks import registry
@@ -81,10 +87,7 @@ def load_tasks(module: str | None, directory: Path) -> None:
 
 def build_worker(settings: WorkerSettings) -> Worker:
     """The worker and its client; a URL they refuse is a ConfigError."""
-    try:
-        redis = connect(settings.redis_url)
-    except ValueError as exc:
-        raise ConfigError(f"REDIS_URL={settings.redis_url!r}: {exc}") from None
+    redis = built_from("REDIS_URL", settings.redis_url, connect)
     return Worker(redis, settings, registry)
 
 

@@ -12,10 +12,12 @@ import structlog
 from app.api import create_app, start
 from app.api.settings import ApiSettings
 from app.core.errors import InvalidRequest
+from app.core.queue import Queue
+from app.core.redis_client import connect
 from app.process import loop
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
-from app.process.startup import ConfigError, exit_config, load_settings
+from app.process.startup import ConfigError, built_from, exit_config, load_settings
 
 log = structlog.get_logger("tide.api")
 
@@ -52,17 +54,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(settings: ApiSettings) -> int:
-    with StopSignals() as signals:
-        try:
-            runner = await start(create_app(settings), settings.host, settings.port)
-        except OSError as exc:
-            where = f"{settings.host}:{settings.port}"
-            raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
-        host, port = runner.addresses[0][:2]
-        log.info("api.listening", host=host, port=port)
-        try:
-            await signals.stop.wait()
-        finally:
-            await runner.cleanup()
+    redis = built_from("REDIS_URL", settings.redis_url, connect)
+    try:
+        with StopSignals() as signals:
+            app = create_app(settings, Queue(redis, settings))
+            try:
+                runner = await start(app, settings.host, settings.port)
+            except OSError as exc:
+                where = f"{settings.host}:{settings.port}"
+                raise ConfigError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+            host, port = runner.addresses[0][:2]
+            log.info("api.listening", host=host, port=port)
+            try:
+                await signals.stop.wait()
+            finally:
+                await runner.cleanup()
+    finally:
+        await redis.aclose()
     log.info("api.stopped")
     return 0

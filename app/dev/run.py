@@ -38,7 +38,7 @@ from app.process import loop
 from app.process.fleet import STOP_TIMEOUT_S, WorkerFleet, worker_command
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
-from app.process.startup import ConfigError, exit_config, load_settings
+from app.process.startup import ConfigError, built_from, exit_config, load_settings
 from workers.loader import check_no_clash
 from workers.main import settings_from
 from workers.settings import WorkerSettings
@@ -78,9 +78,9 @@ def run_dev(options: DevOptions) -> int:
         configure_logging(settings.log_level)
         if workers.tasks_module:
             check_no_clash(Path.cwd())
+        return loop.run(_dev(options, settings, workers))
     except (ConfigError, InvalidRequest) as exc:  # InvalidRequest: a setting the core refuses
         return exit_config(PROG, exc)
-    return loop.run(_dev(options, settings, workers))
 
 
 async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettings) -> int:
@@ -93,7 +93,7 @@ async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettin
                 log.error("dev.no_redis", error=str(exc))
                 return 1
             settings = settings.model_copy(update={"redis_url": url})
-            redis = connect(url)
+            redis = built_from("REDIS_URL", url, connect)
             stack.push_async_callback(redis.aclose)
             try:
                 await asyncio.wait_for(redis.ping(), 5)

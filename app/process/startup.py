@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -17,6 +18,7 @@ EXIT_CONFIG = 2
 supervisor (``tide dev``, the local scaler) stops restarting at once."""
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,14 @@ def load_settings(cls: type[M], **overrides: Any) -> M:
         return cls(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe(exc)) from None
+
+
+def built_from(name: str, value: str, build: Callable[[str], T]) -> T:
+    """``build(value)``; a ValueError (``REDIS_URL=foo`` to a client) is a ConfigError."""
+    try:
+        return build(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r}: {exc}") from None
 
 
 def describe(exc: ValidationError) -> str:

@@ -120,6 +120,9 @@ def test_a_tasks_module_that_does_not_exist_is_one_line(project: Path) -> None:
         (["api"], {"PORT": "99999"}, "PORT='99999'"),
         (["dev"], {"LOG_LEVEL": "verbose"}, "LOG_LEVEL='verbose'"),
         (["dev", "--queues", " , "], {}, "QUEUES"),
+        (["worker"], {"REDIS_URL": "no-scheme-host:1"}, "REDIS_URL='no-scheme-host:1'"),
+        (["api"], {"REDIS_URL": "no-scheme-host:1"}, "REDIS_URL='no-scheme-host:1'"),
+        (["dev"], {"REDIS_URL": "no-scheme-host:1"}, "REDIS_URL='no-scheme-host:1'"),
     ],
 )
 def test_bad_settings_are_one_line_and_exit_2(
