@@ -105,8 +105,9 @@ async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettin
             try:
                 runner = await start(create_app(settings), HOST, port)
             except OSError as exc:
-                log.error("dev.listen_failed", host=HOST, port=port, error=str(exc))
-                return 1
+                raise ConfigError(
+                    f"cannot listen on {HOST}:{port}: {exc.strerror or exc}"
+                ) from None
             stack.push_async_callback(runner.cleanup)
             port = runner.addresses[0][1]
 

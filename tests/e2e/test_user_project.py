@@ -138,12 +138,16 @@ def test_a_bad_flag_is_a_usage_error_without_a_traceback(project: Path) -> None:
     assert "--concurrency: must be at least 1" in done.stderr
 
 
-def test_a_port_in_use_is_one_line(project: Path) -> None:
+@pytest.mark.parametrize("command", ["api", "dev"])
+def test_a_port_in_use_is_one_line(project: Path, redis_server: RedisServer, command: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run_tide(["api", "--host", "127.0.0.1", "--port", str(port)], project)
+        args = [command, "--port", str(port)] + (
+            ["--host", "127.0.0.1"] if command == "api" else []
+        )
+        done = run_tide(args, project, REDIS_URL=redis_server.url)
     assert_one_line_exit_2(done, f"127.0.0.1:{port}")
 
 
