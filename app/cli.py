@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from app.process.startup import non_negative_int, positive_int
+
 log = structlog.get_logger("tide")
 
 DELEGATED: dict[str, tuple[str, str]] = {
@@ -26,6 +28,10 @@ DELEGATED: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.api.settings import ApiSettings
+    from workers.settings import WorkerSettings
+
+    worker, api = WorkerSettings.model_fields, ApiSettings.model_fields
     parser = argparse.ArgumentParser(
         prog="tide",
         description="Tide: an asyncio job system on Redis Streams.",
@@ -40,29 +46,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="run Redis, the API and workers locally in one command",
         description=(
             "Run a whole local Tide: Redis (REDIS_URL if set, else a private redis-server, "
-            "else an embedded fake), the API and worker processes. Ctrl-C stops everything."
+            "else an embedded fake), the API and worker processes. Flags override the "
+            "environment variables named in brackets, which override the defaults. Ctrl-C "
+            "stops everything."
         ),
     )
-    dev.add_argument("--workers", type=_non_negative, default=2, help="worker processes (2)")
-    dev.add_argument("--concurrency", type=_positive, default=4, help="jobs per worker (4)")
-    dev.add_argument("--queues", default="default", help="queues the workers serve (default)")
-    dev.add_argument("--port", type=_non_negative, help="API port (default: PORT or 8000)")
+    dev.add_argument("--workers", type=non_negative_int, default=2, help="worker processes (2)")
+    dev.add_argument(
+        "--tasks",
+        metavar="MODULE",
+        help="your module that registers tasks, e.g. myapp.tasks, found in the current "
+        "directory first [TASKS_MODULE; default: only the built-in tasks]",
+    )
+    dev.add_argument(
+        "--concurrency",
+        type=positive_int,
+        metavar="N",
+        help="jobs per worker "
+        f"[WORKER_CONCURRENCY; default: {worker['worker_concurrency'].default}]",
+    )
+    dev.add_argument(
+        "--queues",
+        help="queues the workers serve, first to last "
+        f"[QUEUES; default: {worker['queues'].default}]",
+    )
+    dev.add_argument(
+        "--port", type=non_negative_int, help=f"API port [PORT; default: {api['port'].default}]"
+    )
     dev.add_argument("--demo", action="store_true", help="keep a trickle of demo jobs flowing")
     return parser
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _delegate(name: str, argv: list[str]) -> int:
@@ -93,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers=args.workers,
             concurrency=args.concurrency,
             queues=args.queues,
+            tasks=args.tasks,
             port=args.port,
             demo=args.demo,
         )

@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
 
 from app.core.models import TERMINAL, Job, JobStatus
 from app.core.queue import Queue
+from app.dev.redis_server import free_port
+
+ApiClient = TestClient[web.Request, web.Application]
+MakeApiClient = Callable[[web.Application], Awaitable[ApiClient]]
+API_MAX_BODY = 4096
+"""The body limit of the API tests' settings."""
+
+TIDE = str(Path(sys.executable).with_name("tide"))
+"""The ``tide`` console script of this venv: what a user runs (no ``-m``, so the working
+directory is not on ``sys.path`` by itself)."""
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
 
 
 async def wait_terminal(queue: Queue, job_ids: Iterable[str], timeout_s: float = 20.0) -> list[Job]:
@@ -53,3 +74,107 @@ async def wait_healthy(
                 pass
             await asyncio.sleep(0.1)
     raise AssertionError(f"{base} did not become healthy\n{output()}")
+
+
+async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status == status, await response.text()
+    assert response.content_type == "application/json"
+    body = await response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert "Traceback" not in await response.text()
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This environment without anything that points a Tide process at a Redis or a port, and
+    without PYTHONPATH: a child finds Tide as a user's would, installed in the venv."""
+    dropped = {"REDIS_URL", "PORT", "KEY_PREFIX", "PYTHONPATH", "TASKS_MODULE", "QUEUES"}
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return {**env, "LOG_LEVEL": "info", **extra}
+
+
+def dev_env(**extra: str) -> dict[str, str]:
+    return clean_env(PORT=str(free_port()), SHUTDOWN_GRACE_S="1", **extra)
+
+
+class DevProcess:
+    """``tide dev`` with its output in files (a full pipe would block it), run in ``cwd``."""
+
+    def __init__(
+        self, tmp_path: Path, args: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> None:
+        self.port = int(env["PORT"])
+        self.out_path = tmp_path / "dev.out"
+        self.err_path = tmp_path / "dev.err"
+        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [TIDE, "dev", *args], stdout=out, stderr=err, env=env, cwd=cwd
+            )
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return f"stdout:\n{self.out_path.read_text()}\nstderr:\n{self.err_path.read_text()}"
+
+    async def wait_healthy(self) -> None:
+        await wait_healthy(self.base, self.proc, self.output, START_TIMEOUT_S)
+
+    async def interrupt(self, sig: int = signal.SIGINT) -> int:
+        """``sig`` (SIGINT, as Ctrl-C sends); the exit code, or a failure after the timeout."""
+        self.proc.send_signal(sig)
+        return await self.exited(STOP_TIMEOUT_S)
+
+    async def exited(self, timeout_s: float) -> int:
+        try:
+            return await asyncio.to_thread(self.proc.wait, timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"tide dev did not exit within {timeout_s}s\n{self.output()}")
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the workers it started, from its ``fleet.worker_started`` log lines."""
+        lines = self.err_path.read_text().splitlines()
+        events = [orjson.loads(line) for line in lines if line.startswith("{")]
+        return [e["pid"] for e in events if e.get("event") == "fleet.worker_started"]
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def children_of(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (Linux ``/proc``)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def is_running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+async def wait_gone(pids: Iterable[int], timeout_s: float = 15.0) -> None:
+    """Returns once none of ``pids`` runs; fails the test naming the survivors."""
+    deadline = time.monotonic() + timeout_s
+    while alive := [pid for pid in pids if is_running(pid)]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still running after {timeout_s} s: {alive}")
+        await asyncio.sleep(0.1)

@@ -5,7 +5,9 @@ Handlers raise; nothing else turns an exception into a response. The mapping:
 - :class:`~app.api.responses.ApiError` → its own status and code
 - aiohttp's HTTP errors (unknown route, wrong method, body too large) → their status
 - :mod:`app.core.errors` → 404 / 409 / 422 (see ``TIDE_ERROR_STATUS``)
-- Redis unreachable → 503 ``redis_unavailable``
+- Redis unreachable, or refusing writes (out of memory, read-only replica, ``MISCONF``, busy
+  with a script, loading its data) → 503 ``redis_unavailable`` with ``Retry-After``, like an
+  outage, and a warning without a traceback
 - anything else → 500 ``internal_error``, logged with its traceback, never shown to the client
 """
 
@@ -19,6 +21,7 @@ from http import HTTPStatus
 import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -33,6 +36,13 @@ TIDE_ERROR_STATUS: dict[type[TideError], int] = {
     InvalidRequest: 422,
 }
 """HTTP status of each :mod:`app.core.errors` class a handler may raise (subclasses included)."""
+
+REFUSING_CLASSES = (OutOfMemoryError, ReadOnlyError, BusyLoadingError)
+REFUSING_PREFIXES = ("OOM", "MISCONF", "READONLY", "BUSY", "LOADING", "NOREPLICAS", "MASTERDOWN")
+"""Replies of a Redis that is up but refuses to write for now: what the client can only wait out.
+redis-py maps some to classes; the rest (and any inside a script's error) arrive as text."""
+UNAVAILABLE_RETRY_AFTER_S = {"unreachable": 1, "refusing": 5}
+"""A dropped connection is often back in a second; a full memory or a failover takes longer."""
 
 _QUIET_PATHS = frozenset({"/health"})
 """Polled by load balancers every few seconds: logged at debug, not info."""
@@ -60,6 +70,30 @@ def _from_http_exception(request: web.Request, exc: web.HTTPException) -> web.Re
     return error_response(status, code, exc.reason, headers=headers)
 
 
+def refusing_writes(exc: ResponseError) -> bool:
+    """True for an error reply that means "Redis is up but will not write now"."""
+    return isinstance(exc, REFUSING_CLASSES) or str(exc).lstrip("-").startswith(REFUSING_PREFIXES)
+
+
+def _unavailable(request: web.Request, why: str, exc: Exception) -> web.Response:
+    log.warning(
+        "api.redis_unavailable", method=request.method, path=request.path, why=why, error=str(exc)
+    )
+    what = "is not reachable" if why == "unreachable" else "is refusing writes"
+    return error_response(
+        503,
+        "redis_unavailable",
+        f"the job store (Redis) {what}; try again shortly",
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S[why])},
+    )
+
+
+def _internal_error(request: web.Request, event: str) -> web.Response:
+    """A 500 that shows the client nothing; the traceback goes to the log (call in ``except``)."""
+    log.exception(event, method=request.method, path=request.path)
+    return error_response(500, "internal_error", "internal server error")
+
+
 def _tide_status(exc: TideError) -> int | None:
     for cls, status in TIDE_ERROR_STATUS.items():
         if isinstance(exc, cls):
@@ -73,7 +107,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        response = error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+        if exc.close:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:  # redirects and the like are answers, not errors
             raise
@@ -82,21 +119,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         status = _tide_status(exc)
         if status is not None:
             return error_response(status, exc.code, str(exc) or exc.code)
-        log.exception("api.unmapped_error", method=request.method, path=request.path)
-        return error_response(500, "internal_error", "internal server error")
+        return _internal_error(request, "api.unmapped_error")
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning(
-            "api.redis_unavailable", method=request.method, path=request.path, error=str(exc)
-        )
-        return error_response(
-            503,
-            "redis_unavailable",
-            "the job store (Redis) is not reachable; try again shortly",
-            headers={"Retry-After": "1"},
-        )
+        return _unavailable(request, "unreachable", exc)
+    except ResponseError as exc:
+        if refusing_writes(exc):
+            return _unavailable(request, "refusing", exc)
+        return _internal_error(request, "api.unhandled_error")
     except Exception:
-        log.exception("api.unhandled_error", method=request.method, path=request.path)
-        return error_response(500, "internal_error", "internal server error")
+        return _internal_error(request, "api.unhandled_error")
 
 
 @web.middleware

@@ -11,7 +11,10 @@ from app.process.http import json_response
 
 
 class ApiError(Exception):
-    """An error that already knows its HTTP status and JSON code; the middleware renders it."""
+    """An error that already knows its HTTP status and JSON code; the middleware renders it.
+
+    ``close``: end the connection after the answer (the rest of the request cannot be read).
+    """
 
     def __init__(
         self,
@@ -20,6 +23,8 @@ class ApiError(Exception):
         message: str,
         details: Any = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -27,6 +32,7 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers = dict(headers or {})
+        self.close = close
 
 
 def error_response(

@@ -10,11 +10,10 @@ import asyncio
 import dataclasses
 import math
 import os
-import signal
 import sys
 import time
 from contextlib import AsyncExitStack, ExitStack
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 import orjson
 import structlog
@@ -30,6 +29,8 @@ from app.dev.redis_server import RedisServer, RedisServerUnavailable
 from app.process import loop
 from app.process.fleet import WorkerFleet, worker_command
 from app.process.logging import configure_logging
+from app.process.signals import STOP_SIGNALS
+from app.process.startup import positive_int
 
 log = structlog.get_logger("tide.bench")
 
@@ -90,20 +91,17 @@ def parse_args(argv: list[str] | None) -> Options:
         description="Measure enqueue and processing throughput, latency and Redis memory per job "
         "with noop jobs. Starts a private redis-server unless --redis-url is given.",
     )
-    parser.add_argument("--jobs", type=_positive, default=20_000, help="jobs to process (20000)")
-    parser.add_argument("--workers", type=_positive, default=1, help="worker processes (1)")
-    parser.add_argument("--concurrency", type=_positive, default=200, help="jobs per worker (200)")
-    parser.add_argument("--latency-jobs", type=_positive, default=300, help="jobs one by one (300)")
+    parser.add_argument("--jobs", type=positive_int, default=20_000, help="jobs to process (20000)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes (1)")
+    parser.add_argument(
+        "--concurrency", type=positive_int, default=200, help="jobs per worker (200)"
+    )
+    parser.add_argument(
+        "--latency-jobs", type=positive_int, default=300, help="jobs one by one (300)"
+    )
     parser.add_argument("--redis-url", help="an existing Redis to use (REDIS_URL is ignored)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return Options(**vars(parser.parse_args(argv)))
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _bench(options: Options, url: str) -> Figures | None:
     """The phases, with the workers stopped and the keys deleted whatever happens.
 
-    SIGINT and SIGTERM cancel the run (then ``None``); later signals wait for the cleanup.
+    SIGINT, SIGTERM and SIGHUP cancel the run (then ``None``); later signals wait for the cleanup.
     """
     task = asyncio.current_task()
     assert task is not None
@@ -146,7 +144,7 @@ async def _bench(options: Options, url: str) -> Figures | None:
             task.cancel()
 
     event_loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in STOP_SIGNALS:
         event_loop.add_signal_handler(sig, on_signal)
     try:
         async with AsyncExitStack() as stack:
@@ -157,7 +155,9 @@ async def _bench(options: Options, url: str) -> Figures | None:
                 stack.push_async_callback(_delete_prefix, redis, prefix)
             env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": prefix, "LOG_LEVEL": "warning"}
             command = worker_command(options.concurrency, QUEUE)
-            workers = WorkerFleet(options.workers, command, env, stop_timeout_s=WORKER_STOP_S)
+            workers = WorkerFleet(
+                options.workers, command, env, stop_timeout_s=WORKER_STOP_S, restart=False
+            )
             stack.push_async_callback(workers.stop)
             queue = Queue(redis, CoreSettings(redis_url=url, key_prefix=prefix))
             return await _phases(options, queue, workers)
@@ -167,7 +167,7 @@ async def _bench(options: Options, url: str) -> Figures | None:
         task.uncancel()
         return None
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             event_loop.remove_signal_handler(sig)
 
 
@@ -219,25 +219,52 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     )
 
 
+class Progress:
+    """A progress bar whose clock starts when the first job finishes, not when the workers are
+    launched: their start-up (a second or more) would otherwise halve the rate it shows."""
+
+    def __init__(self, total: int, enabled: bool, file: TextIO = sys.stderr) -> None:
+        self.total, self.enabled, self.file = total, enabled, file
+        self.bar: tqdm[NoReturn] | None = None
+
+    def show(self, done: int) -> None:
+        if done == 0:
+            return
+        if self.bar is None:
+            # disable=None: no bar when the output is not a terminal (CI logs, tests)
+            disable = None if self.enabled else True
+            self.bar = tqdm(
+                total=self.total, initial=done, unit="job", file=self.file, disable=disable
+            )
+        else:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 async def _wait_done(queue: Queue, workers: WorkerFleet, total: int, progress: bool) -> None:
     """Poll until nothing in the queue is waiting, running or scheduled; fail, rather than
     hang, when a worker exits or nothing finishes for ``STALL_S``."""
     done, last_progress = 0, time.monotonic()
-    # disable=None: no bar when stderr is not a terminal (CI logs, tests)
-    with tqdm(total=total, unit="job", file=sys.stderr, disable=None if progress else True) as bar:
+    bar = Progress(total, progress)
+    try:
         while True:
             (stats,) = await queue.stats([QUEUE])
             left = stats.waiting + stats.running + stats.scheduled
             if total - left > done:
-                bar.update(total - left - done)
                 done, last_progress = total - left, time.monotonic()
+                bar.show(done)
             if left == 0:
                 return
-            if dead := workers.exited():
-                raise BenchError(f"worker processes exited early: {dead}")
+            if workers.failed.is_set():
+                raise BenchError(f"worker processes exited early: {workers.failure}")
             if time.monotonic() - last_progress > STALL_S:
                 raise BenchError(f"no job finished for {STALL_S:.0f} s; {left} left")
             await asyncio.sleep(POLL_S)
+    finally:
+        bar.close()
 
 
 async def _read_jobs(queue: Queue, ids: list[str]) -> list[list[str | None]]:

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from app.process.children import die_with_parent
+
 
 class RedisServerUnavailable(RuntimeError):
     """No ``redis-server`` binary on PATH, or it would not start."""
@@ -30,7 +32,11 @@ class RedisServer:
     """
 
     def __init__(
-        self, port: int | None = None, appendonly: bool = False, own_process_group: bool = False
+        self,
+        port: int | None = None,
+        appendonly: bool = False,
+        own_process_group: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -43,6 +49,9 @@ class RedisServer:
         # own group: a Ctrl-C at the terminal reaches only the parent, which stops this server
         # after everything that still needs it (``tide dev``'s draining workers)
         self.own_process_group = own_process_group
+        # ends when this process does, even by SIGKILL: start it from the main thread then
+        # (see app.process.children)
+        self.die_with_parent = die_with_parent
         self.dir = Path(tempfile.mkdtemp(prefix="tide-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -65,6 +74,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             process_group=0 if self.own_process_group else None,
+            preexec_fn=die_with_parent() if self.die_with_parent else None,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

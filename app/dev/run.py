@@ -1,8 +1,14 @@
 """``tide dev``: a whole local Tide in one command: Redis, the API and worker processes.
 
 Redis is chosen as DESIGN §8 says: ``REDIS_URL`` if set, else a private ``redis-server`` on a free
-port, else an in-process fakeredis server (with a loud warning). Ctrl-C stops everything in the
-reverse order it started, so workers drain while Redis and the API are still there.
+port, else an in-process fakeredis server (with a loud warning). Ctrl-C, SIGTERM or a closed
+terminal stops everything in the reverse order it started, so workers drain while Redis and the
+API are still there; a ``kill -9`` still takes the workers and the redis-server along.
+
+What the terminal shows: the banner, then a flow line every few seconds (``app.dev.flow``). With
+``--demo`` the workers' logs go to a file named in the banner: the demo fails some jobs on
+purpose, and their per-attempt warnings would drown the flow. Without it the workers run your
+tasks, and their logs are what you are here to see, so they stay in the terminal.
 """
 
 from __future__ import annotations
@@ -10,23 +16,32 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
 from app.api import create_app, start
 from app.api.settings import ApiSettings
+from app.core.errors import InvalidRequest
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.dev.demo import run_demo
 from app.dev.fake_redis import EmbeddedRedis, FakeRedisUnavailable
+from app.dev.flow import FlowMeter, show_flow
 from app.dev.redis_server import RedisServer, RedisServerUnavailable
 from app.process import loop
 from app.process.fleet import STOP_TIMEOUT_S, WorkerFleet, worker_command
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
+from app.process.startup import ConfigError, built_from, exit_config, load_settings
+from workers.loader import check_no_clash
+from workers.main import settings_from
+from workers.settings import WorkerSettings
 
 log = structlog.get_logger("tide.dev")
 
@@ -39,23 +54,36 @@ FAKE_REDIS_WARNING = (
 )
 
 
+PROG = "tide dev"
+
+
 @dataclass(frozen=True, slots=True)
 class DevOptions:
+    """The flags; those left ``None`` come from the environment (as for ``tide worker``)."""
+
     workers: int = 2
-    concurrency: int = 4
-    queues: str = "default"
+    concurrency: int | None = None
+    queues: str | None = None
+    tasks: str | None = None
     port: int | None = None
     demo: bool = False
 
 
 def run_dev(options: DevOptions) -> int:
-    """Run until SIGINT/SIGTERM; 0 after a clean stop, 1 if something could not start."""
-    settings = ApiSettings()
-    configure_logging(settings.log_level)
-    return loop.run(_dev(options, settings))
+    """Run until SIGINT/SIGTERM/SIGHUP: 0 after a clean stop, 2 for bad configuration, 1 if
+    something could not start or the workers cannot run."""
+    try:
+        settings = load_settings(ApiSettings)
+        workers = settings_from(options.tasks, options.queues, options.concurrency)
+        configure_logging(settings.log_level)
+        if workers.tasks_module:
+            check_no_clash(Path.cwd())
+        return loop.run(_dev(options, settings, workers))
+    except (ConfigError, InvalidRequest) as exc:  # InvalidRequest: a setting the core refuses
+        return exit_config(PROG, exc)
 
 
-async def _dev(options: DevOptions, settings: ApiSettings) -> int:
+async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettings) -> int:
     with StopSignals() as signals:
         # LIFO: demo, workers, API, clients, Redis: each stops while what it needs still runs
         async with AsyncExitStack() as stack:
@@ -65,7 +93,7 @@ async def _dev(options: DevOptions, settings: ApiSettings) -> int:
                 log.error("dev.no_redis", error=str(exc))
                 return 1
             settings = settings.model_copy(update={"redis_url": url})
-            redis = connect(url)
+            redis = built_from("REDIS_URL", url, connect)
             stack.push_async_callback(redis.aclose)
             try:
                 await asyncio.wait_for(redis.ping(), 5)
@@ -77,31 +105,60 @@ async def _dev(options: DevOptions, settings: ApiSettings) -> int:
             try:
                 runner = await start(create_app(settings), HOST, port)
             except OSError as exc:
-                log.error("dev.listen_failed", host=HOST, port=port, error=str(exc))
-                return 1
+                raise ConfigError(
+                    f"cannot listen on {HOST}:{port}: {exc.strerror or exc}"
+                ) from None
             stack.push_async_callback(runner.cleanup)
             port = runner.addresses[0][1]
 
             env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": settings.key_prefix}
-            command = worker_command(options.concurrency, options.queues)
-            # SHUTDOWN_GRACE_S is the workers' drain too when set: never kill them mid-drain
-            stop_timeout = max(STOP_TIMEOUT_S, settings.shutdown_grace_s + 10)
-            fleet = WorkerFleet(options.workers, command, env, stop_timeout_s=stop_timeout)
+            command = worker_command(
+                workers.worker_concurrency, workers.queues, workers.tasks_module
+            )
+            # the workers' drain (their SHUTDOWN_GRACE_S) comes first: never kill them mid-drain
+            stop_timeout = max(STOP_TIMEOUT_S, workers.shutdown_grace_s + 10)
+            output = _worker_log() if options.demo else None
+            fleet = WorkerFleet(
+                options.workers, command, env, stop_timeout_s=stop_timeout, output=output
+            )
             stack.push_async_callback(fleet.stop, signals.hurry)
             await fleet.start()
 
+            queue = Queue(redis, settings)
+            background = asyncio.Event()
             if options.demo:
-                demo_stop = asyncio.Event()
-                queue_name = options.queues.split(",")[0]
-                demo = asyncio.create_task(
-                    run_demo(Queue(redis, settings), demo_stop, queue_name=queue_name)
-                )
-                stack.push_async_callback(_stop_task, demo, demo_stop)
+                demo = run_demo(queue, background, queue_name=workers.queue_list[0])
+                stack.push_async_callback(_stop_task, asyncio.create_task(demo), background)
+            meter = FlowMeter(queue, workers.queue_list)
+            flow = show_flow(meter, lambda: (fleet.alive(), fleet.count), background, _say)
+            stack.push_async_callback(_stop_task, asyncio.create_task(flow), background)
 
-            print(_banner(options, url, origin, port), flush=True)
-            await signals.stop.wait()
+            print(_banner(options, workers, url, origin, port, output), flush=True)
+            await _first(signals.stop, fleet.failed)
+            if fleet.failure is not None:
+                print(f"{PROG}: {fleet.failure}; stopping", file=sys.stderr, flush=True)
+                return 1
     log.info("dev.stopped")
     return 0
+
+
+async def _first(*events: asyncio.Event) -> None:
+    """Return once any of ``events`` is set."""
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _worker_log() -> Path:
+    """A file for the workers' logs, kept after exit so it can be read afterwards."""
+    return Path(tempfile.mkdtemp(prefix="tide-dev-")) / "workers.log"
 
 
 async def _stop_task(task: asyncio.Task[None], stop: asyncio.Event) -> None:
@@ -109,9 +166,9 @@ async def _stop_task(task: asyncio.Task[None], stop: asyncio.Event) -> None:
     try:
         await asyncio.wait_for(task, 5)
     except TimeoutError:
-        log.warning("dev.demo_stuck")
+        log.warning("dev.task_stuck", task=task.get_name())
     except Exception:
-        log.exception("dev.demo_failed")
+        log.exception("dev.task_failed", task=task.get_name())
 
 
 @asynccontextmanager
@@ -121,12 +178,14 @@ async def _redis(settings: ApiSettings) -> AsyncIterator[tuple[str, str]]:
         yield settings.redis_url, "REDIS_URL"
         return
     try:
-        server = RedisServer(own_process_group=True)
+        server = RedisServer(own_process_group=True, die_with_parent=True)
     except RedisServerUnavailable as exc:
         log.info("dev.no_redis_server", error=str(exc))
     else:
         try:
-            await asyncio.to_thread(server.start)
+            # in this (the main) thread: the server's "die with parent" is tied to the thread
+            # that starts it; nothing else runs yet, so blocking for its start costs nothing
+            server.start()
         except RedisServerUnavailable as exc:
             log.warning("dev.redis_server_failed", error=str(exc))
             shutil.rmtree(server.dir, ignore_errors=True)
@@ -156,7 +215,14 @@ async def _fake_redis() -> AsyncIterator[str]:
         await asyncio.to_thread(server.stop)
 
 
-def _banner(options: DevOptions, url: str, origin: str, port: int) -> str:
+def _banner(
+    options: DevOptions,
+    workers: WorkerSettings,
+    url: str,
+    origin: str,
+    port: int,
+    output: Path | None,
+) -> str:
     base = f"http://{HOST}:{port}"
     example = (
         f"curl -sS -X POST {base}/v1/jobs -H 'Content-Type: application/json' "
@@ -167,14 +233,16 @@ def _banner(options: DevOptions, url: str, origin: str, port: int) -> str:
         "Tide dev is running",
         f"  API:      {base}  (health: {base}/health)",
         f"  Redis:    {url}  ({origin})",
-        f"  Workers:  {options.workers} x {options.concurrency} jobs, queues {options.queues}",
+        f"  Workers:  {options.workers} x {workers.worker_concurrency} jobs, "
+        f"queues {workers.queues}, tasks {workers.tasks_module or '(built-in only; --tasks)'}",
+        f"  Logs:     {f'workers in {output}' if output else 'workers below'}",
         f"  Demo:     {'on' if options.demo else 'off (--demo keeps jobs flowing)'}",
         "",
         "Submit a job, then read it back with the id from the answer:",
         f"  {example}",
         f"  curl -sS {base}/v1/jobs/<id>",
         "",
-        "Ctrl-C stops everything.",
+        "A line every few seconds shows the flow. Ctrl-C stops everything.",
     ]
     if origin == "embedded fakeredis":
         lines.insert(1, f"!!! {FAKE_REDIS_WARNING}")

@@ -15,15 +15,24 @@ import orjson
 import structlog
 from structlog.typing import Processor
 
+from app.process.startup import ConfigError
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+"""The levels ``LOG_LEVEL`` takes (any case): the four a person picks between."""
+
 
 def _level(name: str) -> int:
-    """The numeric level for a name such as ``info`` or ``DEBUG``; a typo fails loudly."""
-    levels = logging.getLevelNamesMapping()
+    """The numeric level for a name such as ``info`` or ``DEBUG``; a typo is a ConfigError."""
     try:
-        return levels[name.strip().upper()]
+        return LEVELS[name.strip().lower()]
     except KeyError:
-        choices = ", ".join(sorted(n.lower() for n in levels if n != "NOTSET"))
-        raise ValueError(f"unknown log level {name!r} (choose one of {choices})") from None
+        choices = ", ".join(LEVELS)
+        raise ConfigError(f"LOG_LEVEL={name!r}: choose one of {choices}") from None
 
 
 def _dumps(obj: Any, **_: Any) -> str:

@@ -1,4 +1,5 @@
-"""SIGINT/SIGTERM as asyncio events: the first asks for a graceful stop, a second for a fast one."""
+"""SIGINT/SIGTERM/SIGHUP as asyncio events: the first asks for a graceful stop, a second for a
+fast one. SIGHUP is what a closed terminal sends: it stops a process the same way as SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import structlog
 
 log = structlog.get_logger("tide")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopSignals:

@@ -4,9 +4,7 @@ stops cleanly on SIGINT, leaving nothing running."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -18,11 +16,8 @@ import aiohttp
 import pytest
 
 from app import cli
-from app.dev.redis_server import RedisServer, free_port
-from tests.helpers import wait_healthy
-
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
+from app.dev.redis_server import RedisServer
+from tests.helpers import START_TIMEOUT_S, DevProcess, dev_env
 
 
 def test_help_lists_every_subcommand_with_a_description(
@@ -75,53 +70,12 @@ def test_delegated_commands_get_their_arguments_untouched(
 # -- tide dev as a process ----------------------------------------------------------------------
 
 
-class DevProcess:
-    """``python -m app dev`` with its output in files (a full pipe would block it)."""
-
-    def __init__(self, tmp_path: Path, args: list[str], env: dict[str, str]) -> None:
-        self.port = int(env["PORT"])
-        self.out_path = tmp_path / "dev.out"
-        self.err_path = tmp_path / "dev.err"
-        with self.out_path.open("wb") as out, self.err_path.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app", "dev", *args], stdout=out, stderr=err, env=env
-            )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return f"stdout:\n{self.out_path.read_text()}\nstderr:\n{self.err_path.read_text()}"
-
-    async def wait_healthy(self) -> None:
-        await wait_healthy(self.base, self.proc, self.output, START_TIMEOUT_S)
-
-    async def interrupt(self) -> int:
-        """SIGINT, as Ctrl-C would send; the exit code, or a failure after the timeout."""
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            return await asyncio.to_thread(self.proc.wait, STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"tide dev did not stop within {STOP_TIMEOUT_S}s\n{self.output()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
 @pytest.fixture
 def dev(tmp_path: Path) -> Iterator[list[DevProcess]]:
     started: list[DevProcess] = []
     yield started
     for process in started:
         process.kill()
-
-
-def dev_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "PORT", "KEY_PREFIX"}}
-    return {**env, "PORT": str(free_port()), "LOG_LEVEL": "info", **extra}
 
 
 def port_is_closed(url: str) -> bool:
@@ -200,3 +154,22 @@ async def test_dev_runs_jobs_on_its_workers_and_stops_them(
     assert job["result"] == {"hi": 1}
     assert await process.interrupt() == 0, process.output()
     assert '"fleet.stopped"' in process.output()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["worker", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[QUEUES; default: default]"]),
+        (["api", "--help"], ["[PORT; default: 8000]", "[HOST; default: 0.0.0.0]"]),
+        (["dev", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[TASKS_MODULE;"]),
+    ],
+)
+def test_help_shows_each_flags_setting_and_default(
+    argv: list[str], expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for text in expected:
+        assert text in out

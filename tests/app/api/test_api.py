@@ -5,13 +5,12 @@ Each test that touches Redis runs twice through ``any_redis``: on fakeredis and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -19,10 +18,10 @@ from app.api import create_app
 from app.api.settings import ApiSettings
 from app.core.models import Job, JobSpec
 from app.core.queue import Queue
-from app.core.redis_client import connect
-from app.dev.redis_server import RedisServer, free_port
+from app.dev.redis_server import RedisServer
+from tests.helpers import API_MAX_BODY, ApiClient, assert_error
 
-Client = TestClient[web.Request, web.Application]
+Client = ApiClient
 
 JOB_FIELDS = {
     "id",
@@ -39,45 +38,7 @@ JOB_FIELDS = {
     "finished_at",
     "worker",
 }
-MAX_BODY = 4096
-
-
-@pytest.fixture
-def api_settings() -> ApiSettings:
-    return ApiSettings(redis_url="redis://unused", max_body_bytes=MAX_BODY, health_timeout_s=0.5)
-
-
-@pytest.fixture
-async def make_client() -> AsyncIterator[Callable[[web.Application], Awaitable[Client]]]:
-    """Factory: a test client for an app; every client is closed after the test."""
-    clients: list[Client] = []
-
-    async def make(app: web.Application) -> Client:
-        client: Client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
-@pytest.fixture
-async def client(
-    any_redis: Redis,
-    api_settings: ApiSettings,
-    make_client: Callable[[web.Application], Awaitable[Client]],
-) -> Client:
-    return await make_client(create_app(api_settings, Queue(any_redis, api_settings)))
-
-
-@pytest.fixture
-async def down_queue(api_settings: ApiSettings) -> AsyncIterator[Queue]:
-    """A queue whose Redis is a closed port: every command fails to connect."""
-    redis = connect(f"redis://127.0.0.1:{free_port()}/0")
-    yield Queue(redis, api_settings)
-    await redis.aclose()
+MAX_BODY = API_MAX_BODY
 
 
 def parse_iso_utc(text: str) -> datetime:
@@ -85,20 +46,6 @@ def parse_iso_utc(text: str) -> datetime:
     stamp = datetime.fromisoformat(text)
     assert stamp.utcoffset() == timedelta(0)
     return stamp
-
-
-async def assert_error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status == status, await response.text()
-    assert response.content_type == "application/json"
-    body = await response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    assert body["error"]["code"] == code
-    assert isinstance(body["error"]["message"], str)
-    assert body["error"]["message"]
-    assert "Traceback" not in await response.text()
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 # -- submit -------------------------------------------------------------------------------------

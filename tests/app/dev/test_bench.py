@@ -3,13 +3,16 @@ and no key of its own left behind in a Redis it did not start."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from redis import Redis
 
+from app.dev.bench import Progress
 from app.dev.redis_server import RedisServer
 
 FIGURES = (
@@ -48,3 +51,25 @@ def test_bench_reports_and_cleans_up(redis_server: RedisServer) -> None:
 
     with Redis.from_url(redis_server.url, decode_responses=True) as client:
         assert list(client.scan_iter(match=report["key_prefix"] + "*")) == []
+
+
+class Terminal(io.StringIO):
+    """What the bar writes to, passing for a terminal (the bar stays off elsewhere)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_clock_starts_when_the_first_job_finishes() -> None:
+    """Worker start-up before the first finished job is not counted in the bar's rate."""
+    out = Terminal()
+    progress = Progress(total=100, enabled=True, file=out)
+    progress.show(0)  # workers still starting: no bar, no clock
+    time.sleep(0.3)
+    progress.show(10)
+    progress.show(60)
+    assert progress.bar is not None
+    assert progress.bar.n == 60
+    assert progress.bar.format_dict["elapsed"] < 0.25
+    progress.close()
+    assert "60/100" in out.getvalue()

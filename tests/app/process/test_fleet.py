@@ -1,6 +1,7 @@
-"""Local worker processes: one SIGTERM and a drain, a second on hurry, SIGKILL after the timeout.
+"""Local worker processes: one SIGTERM and a drain, a second on hurry, SIGKILL after the timeout;
+a worker that exits is restarted, a fleet that cannot start gives up and says why.
 
-The workers here are small stand-in scripts, so each stop path can be forced.
+The workers here are small stand-in scripts, so each stop and exit path can be forced.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from app.process.fleet import WorkerFleet, worker_command
+from app.process.fleet import RestartPolicy, WorkerFleet, worker_command
+
+QUICK = RestartPolicy(first_delay_s=0.05, max_delay_s=0.2, quick_exit_s=30, max_quick_exits=3)
+"""Every exit counts as a failed start; restarts come fast."""
 
 STAND_IN = """
 import os, signal, sys, time, pathlib
@@ -22,12 +26,18 @@ terms = 0
 def on_term(signum, frame):
     global terms
     terms += 1
-    if mode == "graceful":
+    if mode in ("graceful", "crash-once"):
         time.sleep(0.2)
         sys.exit(0)
     if mode == "hurry" and terms >= 2:
         sys.exit(3)
 if mode == "crash":
+    sys.exit(1)
+if mode == "config":
+    print("tide worker: LOG_LEVEL='verbose': choose one", file=sys.stderr)
+    sys.exit(2)
+if mode == "crash-once" and not (ready / "crashed").exists():
+    (ready / "crashed").touch()
     sys.exit(1)
 signal.signal(signal.SIGTERM, signal.SIG_IGN if mode == "stubborn" else on_term)
 (ready / str(os.getpid())).touch()
@@ -44,7 +54,7 @@ async def started(fleet: WorkerFleet, ready: Path) -> None:
     """Start the fleet and wait until every process has its signal handler in place."""
     await fleet.start()
     deadline = time.monotonic() + 20
-    while len(await asyncio.to_thread(lambda: list(ready.iterdir()))) < fleet.count:
+    while len(await asyncio.to_thread(lambda: list(ready.glob("[0-9]*")))) < fleet.count:
         assert time.monotonic() < deadline, "stand-in workers did not start"
         await asyncio.sleep(0.02)
 
@@ -78,14 +88,49 @@ async def test_hurry_sends_the_second_sigterm(tmp_path: Path) -> None:
     assert [p.returncode for p in fleet.procs] == [3, 3]
 
 
-async def test_a_worker_that_dies_on_its_own_is_reported(tmp_path: Path) -> None:
-    fleet = WorkerFleet(1, stand_in("crash", tmp_path), {})
+async def test_a_worker_that_dies_on_its_own_is_reported_and_restarted(tmp_path: Path) -> None:
+    policy = RestartPolicy(first_delay_s=0.05, quick_exit_s=0)
+    fleet = WorkerFleet(1, stand_in("crash-once", tmp_path), {}, policy=policy)
     with capture_logs() as logs:
-        await fleet.start()
-        await asyncio.wait_for(fleet.procs[0].wait(), 20)
-        await asyncio.sleep(0)  # let the watcher see it
+        await started(fleet, tmp_path)  # only the second process gets this far
+        assert fleet.alive() == 1
         await fleet.stop()
     assert [e["code"] for e in logs if e["event"] == "fleet.worker_exited"] == [1]
+    assert len({e["pid"] for e in logs if e["event"] == "fleet.worker_started"}) == 2
+    assert not fleet.failed.is_set()
+
+
+async def test_workers_that_keep_exiting_at_once_make_the_fleet_give_up(tmp_path: Path) -> None:
+    fleet = WorkerFleet(1, stand_in("crash", tmp_path), {}, policy=QUICK)
+    with capture_logs() as logs:
+        await fleet.start()
+        await asyncio.wait_for(fleet.failed.wait(), 20)
+        await fleet.stop()
+    assert len([e for e in logs if e["event"] == "fleet.worker_started"]) == 3
+    assert fleet.failure is not None
+    assert "3 times in a row" in fleet.failure
+    assert "exit code 1" in fleet.failure
+
+
+async def test_a_worker_that_exits_with_code_2_is_not_restarted(tmp_path: Path) -> None:
+    output = tmp_path / "workers.log"
+    fleet = WorkerFleet(1, stand_in("config", tmp_path), {}, policy=QUICK, output=output)
+    with capture_logs() as logs:
+        await fleet.start()
+        await asyncio.wait_for(fleet.failed.wait(), 20)
+        await fleet.stop()
+    assert len([e for e in logs if e["event"] == "fleet.worker_started"]) == 1
+    assert fleet.failure is not None
+    assert "configuration is bad" in fleet.failure
+    assert "LOG_LEVEL='verbose'" in fleet.failure  # the worker's own line, from its log file
+
+
+async def test_without_restarts_any_exit_fails_the_fleet(tmp_path: Path) -> None:
+    fleet = WorkerFleet(1, stand_in("crash", tmp_path), {}, restart=False, policy=QUICK)
+    await fleet.start()
+    await asyncio.wait_for(fleet.failed.wait(), 20)
+    await fleet.stop()
+    assert fleet.failure == "a worker exited with code 1"
 
 
 async def test_no_workers_is_fine() -> None:
@@ -97,5 +142,6 @@ async def test_no_workers_is_fine() -> None:
 
 def test_the_worker_command_runs_the_workers_package_in_this_interpreter() -> None:
     assert worker_command(3, "a,b") == [
-        sys.executable, "-m", "workers", "--concurrency", "3", "--queues", "a,b",
+        sys.executable, "-P", "-m", "workers", "--concurrency", "3", "--queues", "a,b",
     ]  # fmt: skip
+    assert worker_command(1, "q", "myapp.tasks")[-2:] == ["--tasks", "myapp.tasks"]

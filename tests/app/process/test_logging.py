@@ -10,6 +10,7 @@ import pytest
 import structlog
 
 from app.process.logging import configure_logging
+from app.process.startup import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -66,6 +67,7 @@ def test_debug_level_and_case_insensitive_names(capsys: pytest.CaptureFixture[st
     assert [line["event"] for line in lines(capsys.readouterr().err)] == ["shown"]
 
 
-def test_an_unknown_level_fails_loudly() -> None:
-    with pytest.raises(ValueError, match="unknown log level 'verbose'"):
-        configure_logging("verbose")
+@pytest.mark.parametrize("name", ["verbose", "critical", "notset", ""])
+def test_a_level_other_than_the_four_is_a_config_error(name: str) -> None:
+    with pytest.raises(ConfigError, match=r"LOG_LEVEL=.*debug, info, warning, error"):
+        configure_logging(name)
