@@ -17,7 +17,6 @@ import structlog
 from pydantic import ValidationError
 
 from app.core.queue import Queue
-from app.core.redis_client import connect
 from app.core.scaler_state import ScalerRecord
 from app.process import loop
 from app.process.http import serve
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run(settings: ScalerSettings) -> int:
-    redis = connect(settings.redis_url)
+    redis = settings.connect_redis()
     queue = Queue(redis, settings)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     record = ScalerRecord(

@@ -15,7 +15,6 @@ from pathlib import Path
 import structlog
 
 from app.core.errors import InvalidRequest
-from app.core.redis_client import connect
 from app.process import loop
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
@@ -29,7 +28,7 @@ from app.process.startup import (
 from workers.loader import import_tasks
 from workers.settings import WorkerSettings
 from workers.tasks import registry
-from workers.worker import Worker
+from workers.worker import ThreadsOutlivedShutdown, Worker
 
 log = structlog.get_logger("tide.worker")
 
@@ -87,7 +86,7 @@ def load_tasks(module: str | None, directory: Path) -> None:
 
 def build_worker(settings: WorkerSettings) -> Worker:
     """The worker and its client; a URL they refuse is a ConfigError."""
-    redis = built_from("REDIS_URL", settings.redis_url, connect)
+    redis = built_from("REDIS_URL", settings.redis_url, settings.connect_redis)
     return Worker(redis, settings, registry)
 
 
@@ -114,6 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         return exit_config(PROG, exc)
     try:
         loop.run(serve(worker))
+    except ThreadsOutlivedShutdown as exc:
+        # Their leases were kept, not released: they expire and another worker runs the jobs.
+        log.error("worker.threads_outlived_shutdown", error=str(exc))
+        return 1
     except Exception:
         # Leases of what was running time out and other workers take the jobs over.
         log.exception("worker.crashed")

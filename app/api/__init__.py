@@ -11,7 +11,6 @@ from app.api.middleware import error_middleware, log_middleware
 from app.api.settings import ApiSettings
 from app.api.state import QUEUE, SETTINGS
 from app.core.queue import Queue
-from app.core.redis_client import connect
 from app.process.http import serve
 
 __all__ = ["QUEUE", "SETTINGS", "create_app", "start"]
@@ -36,7 +35,7 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
 
 async def _own_queue(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    redis = connect(settings.redis_url)
+    redis = settings.connect_redis()
     app[QUEUE] = Queue(redis, settings)
     yield
     await redis.aclose()

@@ -13,7 +13,6 @@ from app.api import create_app, start
 from app.api.settings import ApiSettings
 from app.core.errors import InvalidRequest
 from app.core.queue import Queue
-from app.core.redis_client import connect
 from app.process import loop
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
@@ -54,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(settings: ApiSettings) -> int:
-    redis = built_from("REDIS_URL", settings.redis_url, connect)
+    redis = built_from("REDIS_URL", settings.redis_url, settings.connect_redis)
     try:
         with StopSignals() as signals:
             app = create_app(settings, Queue(redis, settings))

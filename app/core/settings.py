@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.asyncio import Redis
 
-from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S
+from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, connect
 
 
 def hash_tag(key: str) -> str | None:
@@ -54,3 +55,11 @@ class CoreSettings(BaseSettings):
                 " one slot and the Lua scripts stay legal on a cluster"
             )
         return prefix
+
+    def connect_redis(self, url: str | None = None) -> Redis:
+        """A client of ``url`` (default ``REDIS_URL``) with these settings' timeouts."""
+        return connect(
+            self.redis_url if url is None else url,
+            socket_timeout_s=self.redis_socket_timeout_s,
+            connect_timeout_s=self.redis_connect_timeout_s,
+        )

@@ -29,7 +29,6 @@ from app.api import create_app, start
 from app.api.settings import ApiSettings
 from app.core.errors import InvalidRequest
 from app.core.queue import Queue
-from app.core.redis_client import connect
 from app.dev.demo import run_demo
 from app.dev.fake_redis import EmbeddedRedis, FakeRedisUnavailable
 from app.dev.flow import FlowMeter, show_flow
@@ -93,7 +92,7 @@ async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettin
                 log.error("dev.no_redis", error=str(exc))
                 return 1
             settings = settings.model_copy(update={"redis_url": url})
-            redis = built_from("REDIS_URL", url, connect)
+            redis = built_from("REDIS_URL", url, settings.connect_redis)
             stack.push_async_callback(redis.aclose)
             try:
                 await asyncio.wait_for(redis.ping(), 5)
