@@ -1,11 +1,12 @@
 """Reclaim: take over entries idle for a whole lease (their worker died or released them), by
-XAUTOCLAIM following its cursor, and prune the consumers of workers that are gone."""
+XAUTOCLAIM following its cursor; and, once a minute, prune the consumers of workers that are gone
+and forget queues that are empty and idle."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -32,6 +33,7 @@ class Reclaimer:
         lock: asyncio.Lock,
         free: Callable[[], int],
         take: Callable[[list[Lease]], None],
+        forget_idle_queues: Callable[[], Awaitable[list[str]]],
     ) -> None:
         self._client = leases
         self._settings = settings
@@ -40,6 +42,7 @@ class Reclaimer:
         self._lock = lock
         self._free = free
         self._take = take
+        self._forget_idle_queues = forget_idle_queues
         self._last_prune = 0.0
 
     async def step(self) -> None:
@@ -51,6 +54,8 @@ class Reclaimer:
             idle_ms = int(self._settings.lease_timeout_s * 10_000)
             for queue in self._settings.queue_list:
                 await self._client.prune_consumers(queue, idle_ms)
+            if forgotten := await self._forget_idle_queues():
+                self._log.info("queues.forgotten", queues=forgotten)
 
     async def _sweep(self, queue: str) -> bool:
         """Follow the cursor to its end; False when the slots ran out first."""

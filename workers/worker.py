@@ -16,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 
 from app.core.leases import LeaseClient
+from app.core.queue import Queue
 from workers.attempts import Attempts, Stop
 from workers.finisher import FinishBatcher
 from workers.loops import LoopRunner, Step
@@ -71,6 +72,7 @@ class Worker:
             self._lease_lock,
             self.attempts.free,
             self.attempts.spawn,
+            Queue(redis, settings).forget_idle_queues,
         )
         self._stopping = asyncio.Event()
         self._drained = asyncio.Event()

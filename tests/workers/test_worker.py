@@ -313,3 +313,18 @@ async def test_entries_deleted_while_pending_are_counted_and_published(
         await asyncio.sleep(wsettings.heartbeat_interval_s + 0.1)  # next registry refresh
         info = orjson.loads(await real_redis.hget(queue.keys.workers, worker.id))
     assert info["deleted_entries"] == 1
+
+
+async def test_a_worker_forgets_a_queue_that_is_empty_and_idle(
+    queue: Queue, real_redis: Redis, start_worker: StartWorker
+) -> None:
+    once = await queue.submit(JobSpec(type="echo", queue="sent-once"))
+    await queue.cancel(once.id)  # the queue's only job ends; its stream is empty
+    assert "sent-once" in await queue.queue_names()
+    await asyncio.sleep(0.3)  # idle past QUEUE_IDLE_FORGET_S below
+    async with start_worker(queue_idle_forget_s=0.2):
+        deadline = time.monotonic() + 10
+        while "sent-once" in await queue.queue_names():
+            assert time.monotonic() < deadline, "the worker never forgot the idle queue"
+            await asyncio.sleep(0.05)
+    assert not await real_redis.exists(queue.keys.queue("sent-once"))
