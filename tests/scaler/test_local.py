@@ -93,3 +93,24 @@ async def test_a_worker_that_died_is_restarted(backend: LocalBackend, real_redis
 
     await until(new_pid_registered, "the new worker registers")
     assert await backend.current() == 1
+
+
+async def test_a_worker_that_gave_up_is_reported_and_no_longer_counts(
+    redis_server: RedisServer,
+) -> None:
+    """A worker whose configuration is bad exits 2 and its fleet gives up: it runs nothing, so
+    the backend counts it out (the next scale starts another) and says why."""
+    settings = ScalerSettings(redis_url=redis_server.url, local_worker_tasks="no_such_tasks_mod")
+    reasons: list[str] = []
+    local = LocalBackend(settings, os.environ, on_worker_failed=reasons.append)
+    try:
+        await local.scale(1)
+
+        async def counted_out() -> bool:
+            return await local.current() == 0
+
+        await until(counted_out, "the worker that gave up no longer counts")
+        assert len(reasons) == 1
+        assert "exited with code 2" in reasons[0]
+    finally:
+        await local.close()
