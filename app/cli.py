@@ -97,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--port", type=non_negative_int, help=f"API port [PORT; default: {api['port'].default}]"
     )
-    dev.add_argument("--demo", action="store_true", help="keep a trickle of demo jobs flowing")
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="keep demo jobs flowing, with waves that grow the fleet now and then",
+    )
     return parser
 
 
