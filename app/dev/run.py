@@ -25,7 +25,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import structlog
 
@@ -34,6 +33,7 @@ from app.api.settings import ApiSettings
 from app.core.errors import InvalidRequest
 from app.core.queue import Queue
 from app.dev.autoscale import DevScaler
+from app.dev.crew import Crew, FixedCrew
 from app.dev.demo import run_demo
 from app.dev.fake_redis import EmbeddedRedis, FakeRedisUnavailable
 from app.dev.flow import FlowMeter, show_flow
@@ -167,46 +167,6 @@ async def _dev(
                 return 1
     log.info("dev.stopped")
     return 0
-
-
-class Crew(Protocol):
-    """The workers, fixed or scaled: ``failed`` is set, with ``failure`` saying why, when they
-    cannot run."""
-
-    @property
-    def failed(self) -> asyncio.Event: ...
-
-    @property
-    def failure(self) -> str | None: ...
-
-    def counts(self) -> tuple[int, int]:
-        """(workers running, workers wanted), for the flow line."""
-        ...
-
-    def describe(self, concurrency: int) -> list[str]:
-        """The banner's lines about the workers."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class FixedCrew:
-    """``--workers N``: a fleet of N, no scaler."""
-
-    fleet: WorkerFleet
-
-    @property
-    def failed(self) -> asyncio.Event:
-        return self.fleet.failed
-
-    @property
-    def failure(self) -> str | None:
-        return self.fleet.failure
-
-    def counts(self) -> tuple[int, int]:
-        return self.fleet.alive(), self.fleet.count
-
-    def describe(self, concurrency: int) -> list[str]:
-        return [f"Workers:  {self.fleet.count} x {concurrency} jobs (--workers: fixed, no scaler)"]
 
 
 async def _first(*events: asyncio.Event) -> None:
