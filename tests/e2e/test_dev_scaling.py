@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -76,6 +77,34 @@ async def test_a_burst_grows_the_fleet_and_the_calm_shrinks_it(
             assert {job.status for job in done} == {JobStatus.SUCCEEDED}
             await until(one_each, "the calm shrinks the fleet back", dev)
         assert await dev.interrupt() == 0, dev.output()
+    finally:
+        dev.kill()
+
+
+async def test_a_second_ctrl_c_hurries_the_scaled_workers_past_their_drain(
+    redis_server: RedisServer, real_redis: Redis, tmp_path: Path
+) -> None:
+    """The first Ctrl-C lets a running job finish for up to SHUTDOWN_GRACE_S (a minute here);
+    the second stops its worker at once (the lease timeout recovers the job)."""
+    env = {**dev_env(REDIS_URL=redis_server.url, **QUICK), "SHUTDOWN_GRACE_S": "60"}
+    dev = DevProcess(tmp_path, [], env)
+    queue = Queue(real_redis, CoreSettings(redis_url=redis_server.url))
+    try:
+        await dev.wait_healthy()
+        await queue.submit(JobSpec(type="sleep", payload={"seconds": 60}))
+
+        async def running() -> bool:
+            (stats,) = await queue.stats(["default"])
+            return stats.running == 1
+
+        await until(running, "the job runs", dev)
+        dev.proc.send_signal(signal.SIGINT)
+
+        async def draining() -> bool:
+            return '"worker.stopping"' in dev.err_path.read_text()
+
+        await until(draining, "the worker drains", dev)
+        assert await dev.interrupt() == 0, dev.output()  # within the helpers' stop timeout
     finally:
         dev.kill()
 
