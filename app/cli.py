@@ -29,9 +29,11 @@ DELEGATED: dict[str, tuple[str, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     from app.api.settings import ApiSettings
+    from app.dev.scaler_settings import DevScalerSettings
     from workers.settings import WorkerSettings
 
     worker, api = WorkerSettings.model_fields, ApiSettings.model_fields
+    scaler = DevScalerSettings.model_fields
     parser = argparse.ArgumentParser(
         prog="tide",
         description="Tide: an asyncio job system on Redis Streams.",
@@ -43,15 +45,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = commands.add_parser(
         "dev",
-        help="run Redis, the API and workers locally in one command",
+        help="run Redis, the API, the scaler and workers locally in one command",
         description=(
             "Run a whole local Tide: Redis (REDIS_URL if set, else a private redis-server, "
-            "else an embedded fake), the API and worker processes. Flags override the "
-            "environment variables named in brackets, which override the defaults. Ctrl-C "
-            "stops everything."
+            "else an embedded fake), the API, and worker processes that the scaler grows and "
+            "shrinks with the queue's depth (or a fixed number with --workers). Flags override "
+            "the environment variables named in brackets, which override the defaults. The "
+            "scaler's other settings (POLL_INTERVAL_MS, SCALE_UP_COOLDOWN_MS, "
+            "SCALE_DOWN_COOLDOWN_MS, SCALE_STEPS) come from the environment, with quicker "
+            "defaults than tide scaler's. Ctrl-C stops everything."
         ),
     )
-    dev.add_argument("--workers", type=non_negative_int, default=2, help="worker processes (2)")
+    dev.add_argument(
+        "--workers",
+        type=non_negative_int,
+        metavar="N",
+        help="a fixed fleet of N worker processes and no scaler (0: the API alone)",
+    )
+    dev.add_argument(
+        "--min-workers",
+        type=non_negative_int,
+        metavar="N",
+        help=f"fewest workers the scaler runs [MIN_WORKERS; default: "
+        f"{scaler['min_workers'].default}]",
+    )
+    dev.add_argument(
+        "--max-workers",
+        type=positive_int,
+        metavar="N",
+        help=f"most workers the scaler runs [MAX_WORKERS; default: "
+        f"{scaler['max_workers'].default}]",
+    )
     dev.add_argument(
         "--tasks",
         metavar="MODULE",
@@ -73,7 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument(
         "--port", type=non_negative_int, help=f"API port [PORT; default: {api['port'].default}]"
     )
-    dev.add_argument("--demo", action="store_true", help="keep a trickle of demo jobs flowing")
+    dev.add_argument(
+        "--demo",
+        action="store_true",
+        help="keep demo jobs flowing, with waves that grow the fleet now and then",
+    )
     return parser
 
 
@@ -97,12 +125,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in DELEGATED:
         return _delegate(args_list[0], args_list[1:])
 
-    args = build_parser().parse_args(args_list)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
     if args.command == "dev":
         from app.dev.run import DevOptions, run_dev
 
+        if args.workers is not None and (args.min_workers, args.max_workers) != (None, None):
+            parser.error("--workers (a fixed fleet) goes without --min-workers/--max-workers")
         options = DevOptions(
             workers=args.workers,
+            min_workers=args.min_workers,
+            max_workers=args.max_workers,
             concurrency=args.concurrency,
             queues=args.queues,
             tasks=args.tasks,

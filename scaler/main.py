@@ -9,22 +9,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
-import uuid
 
 import structlog
 from pydantic import ValidationError
 
 from app.core.queue import Queue
-from app.core.scaler_state import ScalerRecord
 from app.process import loop
 from app.process.http import serve
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
 from scaler.backends import Backend, BackendMisconfigured
 from scaler.http import create_app
-from scaler.service import Scaler
+from scaler.service import Scaler, new_record
 from scaler.settings import ScalerSettings, settings_error
 
 log = structlog.get_logger("tide.scaler")
@@ -81,10 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 async def run(settings: ScalerSettings) -> int:
     redis = settings.connect_redis()
     queue = Queue(redis, settings)
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    record = ScalerRecord(
-        redis, queue.keys, owner, settings.scaler_lock_ttl_ms, settings.scaler_decisions_maxlen
-    )
+    record = new_record(queue, settings)
     try:
         with StopSignals() as signals:
             backend = make_backend(settings, signals.hurry)
@@ -101,7 +95,11 @@ async def run(settings: ScalerSettings) -> int:
                 )
                 host, port = runner.addresses[0][:2]
                 log.info(
-                    "scaler.listening", host=host, port=port, backend=backend.name, owner=owner
+                    "scaler.listening",
+                    host=host,
+                    port=port,
+                    backend=backend.name,
+                    owner=record.owner,
                 )
                 try:
                     await scaler.run(signals.stop)

@@ -8,7 +8,10 @@ and the decision under its fence; a standby only reads, to answer ``/health`` tr
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from typing import Any
@@ -34,6 +37,18 @@ class Snapshot:
     """``starting``, ``leader``, ``standby`` or ``unavailable`` (Redis or the backend failed)."""
     workers: int = 0
     signals: Signals | None = None
+
+
+def new_record(queue: Queue, settings: ScalerSettings) -> ScalerRecord:
+    """This process's handle on the shared record, under an owner name no other scaler has."""
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return ScalerRecord(
+        queue.redis,
+        queue.keys,
+        owner,
+        settings.scaler_lock_ttl_ms,
+        settings.scaler_decisions_maxlen,
+    )
 
 
 class Scaler:

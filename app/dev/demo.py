@@ -1,11 +1,19 @@
-"""Demo load for ``tide dev --demo``: a trickle of mixed jobs with a burst now and then, so the
-dashboard and the autoscaler have something to show. Uses only the built-in task types."""
+"""Demo load for ``tide dev --demo``: a trickle of mixed jobs, and now and then a wave, so the
+dashboard and the autoscaler have something to show. Uses only the built-in task types.
+
+The shape fits ``tide dev``'s scaler (a 2 s poll, 5 s up-cooldown, 30 s down-cooldown, the
+default step table, workers of 5 jobs): a wave outruns the workers for a while, so the fleet
+grows step by step to several workers; the calm after it lasts long enough for the fleet to
+shrink back to one before the next wave.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 
 import structlog
 from redis.exceptions import RedisError
@@ -15,13 +23,30 @@ from app.core.queue import Queue
 
 log = structlog.get_logger("tide.demo")
 
-TICK_S = 1.0
-TRICKLE = (1, 3)
-"""Jobs per tick between bursts (inclusive range)."""
-BURST = (30, 80)
-BURST_EVERY_S = (30.0, 60.0)
-FIRST_BURST_S = 10.0
-"""Soon enough that someone watching the dashboard sees the fleet react in the first minute."""
+
+@dataclass(frozen=True, slots=True)
+class DemoShape:
+    """Jobs per tick (inclusive ranges, drawn afresh each time) and how long each phase lasts."""
+
+    tick_s: float = 1.0
+    trickle: tuple[int, int] = (1, 3)
+    wave: tuple[int, int] = (15, 25)
+    wave_ticks: tuple[int, int] = (15, 25)
+    calm_ticks: tuple[int, int] = (60, 90)
+    first_wave_tick: int = 10
+    """Soon enough that someone watching sees the fleet react in the first minute."""
+
+
+def demo_ticks(rng: random.Random, shape: DemoShape = DemoShape()) -> Iterator[int]:
+    """How many jobs to submit at each tick, forever: a calm trickle, then a wave, and again."""
+    calm = shape.first_wave_tick
+    while True:
+        for _ in range(calm):
+            yield rng.randint(*shape.trickle)
+        for _ in range(rng.randint(*shape.wave_ticks)):
+            yield rng.randint(*shape.wave)
+        calm = rng.randint(*shape.calm_ticks)
+
 
 _WEIGHTS = {"sleep": 40, "echo": 25, "cpu": 15, "noop": 15, "fail": 5}
 
@@ -53,25 +78,16 @@ async def run_demo(
     *,
     queue_name: str = "default",
     rng: random.Random | None = None,
+    shape: DemoShape = DemoShape(),
 ) -> None:
     """Submit demo jobs until ``stop`` is set. Redis errors are logged and the loop carries on."""
     rng = rng or random.Random()
-    loop = asyncio.get_running_loop()
-    next_burst = loop.time() + FIRST_BURST_S
-    submitted = 0
-    while not stop.is_set():
-        count = rng.randint(*TRICKLE)
-        burst = loop.time() >= next_burst
-        if burst:
-            count = rng.randint(*BURST)
-            next_burst = loop.time() + rng.uniform(*BURST_EVERY_S)
+    for count in demo_ticks(rng, shape):
+        if stop.is_set():
+            return
         try:
             await queue.submit_many(demo_jobs(rng, count, queue_name))
         except RedisError as exc:
             log.warning("demo.submit_failed", error=str(exc))
-        else:
-            submitted += count
-            if burst:
-                log.info("demo.burst", jobs=count, submitted=submitted)
         with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), TICK_S)
+            await asyncio.wait_for(stop.wait(), shape.tick_s)

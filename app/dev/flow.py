@@ -2,7 +2,7 @@
 
 Per-attempt warnings belong in the workers' logs; a person watching ``tide dev`` wants the flow:
 succeeded and failed per second (counted from the events stream), waiting, running, scheduled,
-and how many of the workers are up.
+and the workers up against the workers wanted: the scaler's desired count (``--workers N``: N).
 """
 
 from __future__ import annotations

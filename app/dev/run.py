@@ -1,9 +1,12 @@
 """``tide dev``: a whole local Tide in one command: Redis, the API and worker processes.
 
 Redis is chosen as DESIGN §8 says: ``REDIS_URL`` if set, else a private ``redis-server`` on a free
-port, else an in-process fakeredis server (with a loud warning). Ctrl-C, SIGTERM or a closed
-terminal stops everything in the reverse order it started, so workers drain while Redis and the
-API are still there; a ``kill -9`` still takes the workers and the redis-server along.
+port, else an in-process fakeredis server (with a loud warning). The workers are grown and shrunk
+by the scaler with its ``local`` backend (``app.dev.autoscale``), between ``--min-workers`` and
+``--max-workers``; ``--workers N`` runs a fixed fleet of N instead, with no scaler. Ctrl-C,
+SIGTERM or a closed terminal stops everything in the reverse order it started, so workers drain
+while Redis and the API are still there; a ``kill -9`` still takes the workers and the
+redis-server along.
 
 What the terminal shows: the banner, then a flow line every few seconds (``app.dev.flow``). With
 ``--demo`` the workers' logs go to a file named in the banner: the demo fails some jobs on
@@ -29,15 +32,19 @@ from app.api import create_app, start
 from app.api.settings import ApiSettings
 from app.core.errors import InvalidRequest
 from app.core.queue import Queue
+from app.dev.autoscale import DevScaler
+from app.dev.crew import Crew, FixedCrew
 from app.dev.demo import run_demo
 from app.dev.fake_redis import EmbeddedRedis, FakeRedisUnavailable
 from app.dev.flow import FlowMeter, show_flow
 from app.dev.redis_server import RedisServer, RedisServerUnavailable
+from app.dev.scaler_settings import scaler_settings
 from app.process import loop
 from app.process.fleet import STOP_TIMEOUT_S, WorkerFleet, worker_command
 from app.process.logging import configure_logging
 from app.process.signals import StopSignals
 from app.process.startup import ConfigError, built_from, exit_config, load_settings
+from scaler.settings import ScalerSettings
 from workers.loader import check_no_clash
 from workers.main import settings_from
 from workers.settings import WorkerSettings
@@ -60,7 +67,10 @@ PROG = "tide dev"
 class DevOptions:
     """The flags; those left ``None`` come from the environment (as for ``tide worker``)."""
 
-    workers: int = 2
+    workers: int | None = None
+    """A fixed fleet of this many workers; None: the scaler decides, within the bounds below."""
+    min_workers: int | None = None
+    max_workers: int | None = None
     concurrency: int | None = None
     queues: str | None = None
     tasks: str | None = None
@@ -74,15 +84,23 @@ def run_dev(options: DevOptions) -> int:
     try:
         settings = load_settings(ApiSettings)
         workers = settings_from(options.tasks, options.queues, options.concurrency)
+        scaling = None
+        if options.workers is None:
+            scaling = scaler_settings(workers, options.min_workers, options.max_workers)
         configure_logging(settings.log_level)
         if workers.tasks_module:
             check_no_clash(Path.cwd())
-        return loop.run(_dev(options, settings, workers))
+        return loop.run(_dev(options, settings, workers, scaling))
     except (ConfigError, InvalidRequest) as exc:  # InvalidRequest: a setting the core refuses
         return exit_config(PROG, exc)
 
 
-async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettings) -> int:
+async def _dev(
+    options: DevOptions,
+    settings: ApiSettings,
+    workers: WorkerSettings,
+    scaling: ScalerSettings | None,
+) -> int:
     with StopSignals() as signals:
         # LIFO: demo, workers, API, clients, Redis: each stops while what it needs still runs
         async with AsyncExitStack() as stack:
@@ -110,32 +128,42 @@ async def _dev(options: DevOptions, settings: ApiSettings, workers: WorkerSettin
             stack.push_async_callback(runner.cleanup)
             port = runner.addresses[0][1]
 
-            env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": settings.key_prefix}
-            command = worker_command(
-                workers.worker_concurrency, workers.queues, workers.tasks_module
-            )
+            queue = Queue(redis, settings)
+            output = _worker_log() if options.demo else None
             # the workers' drain (their SHUTDOWN_GRACE_S) comes first: never kill them mid-drain
             stop_timeout = max(STOP_TIMEOUT_S, workers.shutdown_grace_s + 10)
-            output = _worker_log() if options.demo else None
-            fleet = WorkerFleet(
-                options.workers, command, env, stop_timeout_s=stop_timeout, output=output
-            )
-            stack.push_async_callback(fleet.stop, signals.hurry)
-            await fleet.start()
+            crew: Crew
+            if scaling is None:
+                env = {**os.environ, "REDIS_URL": url, "KEY_PREFIX": settings.key_prefix}
+                command = worker_command(
+                    workers.worker_concurrency, workers.queues, workers.tasks_module
+                )
+                fleet = WorkerFleet(
+                    options.workers or 0, command, env, stop_timeout_s=stop_timeout, output=output
+                )
+                stack.push_async_callback(fleet.stop, signals.hurry)
+                await fleet.start()
+                crew = FixedCrew(fleet)
+            else:
+                scaling = scaling.model_copy(update={"redis_url": url})
+                crew = DevScaler(
+                    scaling, queue, signals.hurry, stop_timeout_s=stop_timeout, output=output
+                )
+                stack.push_async_callback(crew.stop)
+                await crew.start()
 
-            queue = Queue(redis, settings)
             background = asyncio.Event()
             if options.demo:
                 demo = run_demo(queue, background, queue_name=workers.queue_list[0])
                 stack.push_async_callback(_stop_task, asyncio.create_task(demo), background)
             meter = FlowMeter(queue, workers.queue_list)
-            flow = show_flow(meter, lambda: (fleet.alive(), fleet.count), background, _say)
+            flow = show_flow(meter, crew.counts, background, _say)
             stack.push_async_callback(_stop_task, asyncio.create_task(flow), background)
 
-            print(_banner(options, workers, url, origin, port, output), flush=True)
-            await _first(signals.stop, fleet.failed)
-            if fleet.failure is not None:
-                print(f"{PROG}: {fleet.failure}; stopping", file=sys.stderr, flush=True)
+            print(_banner(options, workers, crew, url, origin, port, output), flush=True)
+            await _first(signals.stop, crew.failed)
+            if crew.failure is not None:
+                print(f"{PROG}: {crew.failure}; stopping", file=sys.stderr, flush=True)
                 return 1
     log.info("dev.stopped")
     return 0
@@ -217,6 +245,7 @@ async def _fake_redis() -> AsyncIterator[str]:
 def _banner(
     options: DevOptions,
     workers: WorkerSettings,
+    crew: Crew,
     url: str,
     origin: str,
     port: int,
@@ -232,8 +261,9 @@ def _banner(
         "Tide dev is running",
         f"  API:      {base}  (health: {base}/health)",
         f"  Redis:    {url}  ({origin})",
-        f"  Workers:  {options.workers} x {workers.worker_concurrency} jobs, "
-        f"queues {workers.queues}, tasks {workers.tasks_module or '(built-in only; --tasks)'}",
+        *(f"  {line}" for line in crew.describe(workers.worker_concurrency)),
+        f"  Queues:   {workers.queues}",
+        f"  Tasks:    {workers.tasks_module or '(built-in only; --tasks)'}",
         f"  Logs:     {f'workers in {output}' if output else 'workers below'}",
         f"  Demo:     {'on' if options.demo else 'off (--demo keeps jobs flowing)'}",
         "",

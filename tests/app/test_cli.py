@@ -161,7 +161,15 @@ async def test_dev_runs_jobs_on_its_workers_and_stops_them(
     [
         (["worker", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[QUEUES; default: default]"]),
         (["api", "--help"], ["[PORT; default: 8000]", "[HOST; default: 0.0.0.0]"]),
-        (["dev", "--help"], ["[WORKER_CONCURRENCY; default: 5]", "[TASKS_MODULE;"]),
+        (
+            ["dev", "--help"],
+            [
+                "[WORKER_CONCURRENCY; default: 5]",
+                "[TASKS_MODULE;",
+                "[MIN_WORKERS; default: 1]",
+                "[MAX_WORKERS; default: 5]",
+            ],
+        ),
     ],
 )
 def test_help_shows_each_flags_setting_and_default(
@@ -173,3 +181,12 @@ def test_help_shows_each_flags_setting_and_default(
     out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     for text in expected:
         assert text in out
+
+
+def test_dev_refuses_a_fixed_fleet_with_scaler_bounds(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["dev", "--workers", "2", "--max-workers", "4"])
+    assert exited.value.code == 2
+    assert "--workers (a fixed fleet) goes without --min-workers/--max-workers" in (
+        capsys.readouterr().err
+    )

@@ -1,6 +1,6 @@
 """``tide dev`` and its children as real processes: a crashed worker comes back, workers that
 cannot start stop ``tide dev`` with the reason, and neither a closed terminal (SIGHUP) nor a
-``kill -9`` leaves a worker or a redis-server behind."""
+``kill -9`` leaves a worker (of a fixed fleet or the scaler's) or a redis-server behind."""
 
 from __future__ import annotations
 
@@ -68,10 +68,18 @@ async def test_dev_exits_with_the_reason_when_its_workers_cannot_start(
         dev.kill()
 
 
+@pytest.mark.parametrize(
+    "workers",
+    [["--workers", "2"], ["--min-workers", "2"]],
+    ids=["fixed", "scaled"],
+)
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL], ids=["SIGHUP", "kill-9"])
-async def test_dev_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
-    """Its own redis-server (no REDIS_URL) and its workers end with it."""
-    dev = DevProcess(tmp_path, ["--workers", "2", "--concurrency", "1"], dev_env())
+async def test_dev_leaves_no_process_behind(
+    tmp_path: Path, sig: signal.Signals, workers: list[str]
+) -> None:
+    """Its own redis-server (no REDIS_URL) and its workers, a fixed fleet or the scaler's, end
+    with it."""
+    dev = DevProcess(tmp_path, [*workers, "--concurrency", "1"], dev_env())
     try:
         await dev.wait_healthy()
         await wait_for("two workers", lambda: len(dev.worker_pids()) == 2, dev)

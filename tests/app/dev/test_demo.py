@@ -1,15 +1,19 @@
-"""The demo load generator: built-in task types only, and it stops when told."""
+"""The demo load generator: built-in task types only, waves that the dev scaler follows up and
+back down, and it stops when told."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 
 from redis.asyncio import Redis
 
 from app.core.queue import Queue
 from app.core.settings import CoreSettings
-from app.dev.demo import demo_jobs, run_demo
+from app.dev.demo import DemoShape, demo_jobs, demo_ticks, run_demo
+from app.dev.scaler_settings import DevScalerSettings
+from scaler.simulate import Model, simulate
 
 PAYLOAD_KEYS = {"sleep": {"seconds"}, "echo": {"message"}, "cpu": {"ms"}, "fail": {"message"}}
 
@@ -36,3 +40,27 @@ async def test_run_demo_submits_until_stopped(fake_redis: Redis, settings: CoreS
     await asyncio.wait_for(task, 2)
     (stats,) = await queue.stats(["demo"])
     assert 1 <= stats.waiting <= 3
+
+
+def test_demo_ticks_trickle_then_wave_then_calm_again() -> None:
+    shape = DemoShape(first_wave_tick=10, wave_ticks=(15, 15), calm_ticks=(60, 60))
+    ticks = list(itertools.islice(demo_ticks(random.Random(3), shape), 10 + 15 + 60))
+    low, high = shape.trickle
+    assert all(low <= n <= high for n in ticks[:10])
+    assert all(shape.wave[0] <= n <= shape.wave[1] for n in ticks[10:25])
+    assert all(low <= n <= high for n in ticks[25:])
+
+
+def test_a_demo_wave_grows_the_dev_fleet_to_several_workers_and_the_calm_shrinks_it() -> None:
+    """The dev scaler's own policy against the demo's arrivals, with workers that take 2 s to
+    start and then finish about 7 jobs a second (5 slots, the demo's jobs last 0.7 s on
+    average): three workers or more within the first minute, one again within two minutes of
+    the peak."""
+    config = DevScalerSettings().policy
+    model = Model(concurrency=7, job_s=1.0, startup_s=2.0, poll_s=2.0, drain_s=0)
+    for seed in range(5):
+        arrivals = [float(n) for n in itertools.islice(demo_ticks(random.Random(seed)), 300)]
+        desired = simulate(arrivals, config, model).desired
+        peak = desired.index(max(desired[:60]))
+        assert desired[peak] >= 3, (seed, desired)
+        assert 1 in desired[peak : peak + 120], (seed, desired)
