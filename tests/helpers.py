@@ -30,6 +30,20 @@ API_MAX_BODY = 4096
 TIDE = str(Path(sys.executable).with_name("tide"))
 """The ``tide`` console script of this venv: what a user runs (no ``-m``, so the working
 directory is not on ``sys.path`` by itself)."""
+NOT_BUILT_YET = {
+    # the tenants branch: batch, listing, cancel, retry (the lead empties these after its merge)
+    ("post", "/v1/jobs/batch"),
+    ("get", "/v1/jobs"),
+    ("post", "/v1/jobs/{job_id}/cancel"),
+    ("post", "/v1/jobs/{job_id}/retry"),
+    # live updates (DESIGN §5) and metrics: their own issues
+    ("get", "/v1/events"),
+    ("post", "/v1/ws/ticket"),
+    ("get", "/v1/ws"),
+    ("get", "/metrics"),
+}
+"""(method, path) of the OpenAPI document's operations that the app does not serve yet: the
+document test expects exactly these missing, the schemathesis run a 404 or 405 from each."""
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 

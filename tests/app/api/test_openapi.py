@@ -15,22 +15,7 @@ from app.api.contract import Job as JobModel
 from app.api.operations import ROUTES
 from app.api.settings import ApiSettings
 from app.core.queue import Queue
-from tests.helpers import ApiClient, MakeApiClient
-
-NOT_BUILT_YET = {
-    # the tenants branch: batch, listing, cancel, retry (the lead empties these after its merge)
-    ("post", "/v1/jobs/batch"),
-    ("get", "/v1/jobs"),
-    ("post", "/v1/jobs/{job_id}/cancel"),
-    ("post", "/v1/jobs/{job_id}/retry"),
-    # live updates (DESIGN §5) and metrics: their own issues
-    ("get", "/v1/events"),
-    ("post", "/v1/ws/ticket"),
-    ("get", "/v1/ws"),
-    ("get", "/metrics"),
-}
-"""Operations of the document that this branch does not serve yet. Shared with the schemathesis
-run (tests/e2e/test_schemathesis.py), which expects a 404 or 405 from each."""
+from tests.helpers import NOT_BUILT_YET, ApiClient, MakeApiClient
 
 ERROR_STATUSES = {"400", "401", "404", "409", "413", "422", "429", "503"}
 

@@ -1,0 +1,111 @@
+"""Schemathesis fuzzes a real ``tide api`` process (auth off, a real redis-server) from the
+document it serves: no answer may be a 5xx or break the document.
+
+Every operation of the document is a test of its own. Those in ``NOT_BUILT_YET`` must answer
+404 or 405 for now; once a branch builds one, dropping it from that set puts it under the fuzzer.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import hypothesis
+import orjson
+import pytest
+import requests
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from app.api.openapi import document
+from app.dev.redis_server import RedisServer, free_port
+from tests.helpers import NOT_BUILT_YET, START_TIMEOUT_S, clean_env
+
+pytestmark = pytest.mark.redis
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+NEGATIVE_DATA_ACCEPTED_YET = {("post", "/v1/jobs")}
+"""Operations that accept some schema-violating input for now: an Idempotency-Key over 255
+characters, until the tenants branch checks it (the lead empties this after its merge)."""
+UNFUZZED = {("get", "/v1/ws")}
+"""A WebSocket upgrade: nothing an HTTP fuzzer can say about its frames."""
+
+schema = schemathesis.openapi.from_dict(document())
+schema.config.generation.update(
+    max_examples=25, deterministic=True, database="none", with_security_parameters=False
+)
+
+
+@pytest.fixture(scope="module")
+def api_base(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A ``tide api`` process on a free port; its log goes to a file shown on failure."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("api") / "api.log"
+    env = clean_env(REDIS_URL=redis_server.url, PORT=str(port), LOG_LEVEL="warning")
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "api"], env=env, cwd=ROOT, stdout=log, stderr=log
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, proc, log_path)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
+    errors = [line for line in lines if orjson.loads(line).get("level") == "error"]
+    assert not errors, "\n".join(errors)
+
+
+def wait_healthy(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"tide api exited early:\n{log_path.read_text()}"
+        try:
+            if requests.get(f"{base}/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"tide api did not become healthy:\n{log_path.read_text()}")
+
+
+def test_the_api_serves_the_document_the_fuzzer_reads(api_base: str) -> None:
+    assert requests.get(f"{api_base}/openapi.json", timeout=5).json() == document()
+
+
+@schema.parametrize()
+@hypothesis.settings(deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+def test_no_answer_is_a_server_error_or_breaks_the_document(
+    case: schemathesis.Case, api_base: str
+) -> None:
+    key = (case.method.lower(), case.path)
+    if key in UNFUZZED:
+        return
+    if key in NOT_BUILT_YET:
+        response = case.call(base_url=api_base)
+        assert response.status_code in (404, 405), response.text
+        return
+    checks = CHECKS
+    if key in NEGATIVE_DATA_ACCEPTED_YET:
+        checks = [check for check in CHECKS if check is not negative_data_rejection]
+    case.call_and_validate(base_url=api_base, checks=checks)
