@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from app import wire as w
 from app.api import contract as c
 from app.api.operations import ERRORS, HEADERS, JSON, ROUTES, Operation
 from app.process.http import json_response
@@ -26,7 +27,7 @@ PROSE = frozenset({"title", "description"})
 def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     """Every model of the table once, requests in validation mode and answers in
     serialization mode (what the server reads, and what it writes)."""
-    found: list[tuple[type[BaseModel], JsonSchemaMode]] = [(c.ErrorBody, "serialization")]
+    found: list[tuple[type[BaseModel], JsonSchemaMode]] = [(w.ErrorBody, "serialization")]
     for op in ROUTES:
         found += [(m, "validation") for m in (op.body, op.query) if m is not None]
         found += [(r.model, "serialization") for r in op.replies if r.model is not None]
@@ -113,7 +114,7 @@ def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, dict[str, Any]]]:
 
 
 def _components() -> dict[str, Any]:
-    error_ref = _schemas()[0][(c.ErrorBody, "serialization")]
+    error_ref = _schemas()[0][(w.ErrorBody, "serialization")]
     responses = {
         name: {
             "description": about,

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app import wire as w
 from app.api import contract as c
 from app.api.schemas import SubmitJob
 
@@ -53,11 +54,11 @@ class Operation:
 
 
 JOB_LINKS = ("get_job", "cancel_job", "retry_job")
-CREATED = Reply(201, "Created: the job.", c.Job, ("Location",), links=JOB_LINKS)
+CREATED = Reply(201, "Created: the job.", w.Job, ("Location",), links=JOB_LINKS)
 REPLAYED = Reply(
     200,
     "A replay of an earlier request with the same Idempotency-Key and body: the original job.",
-    c.Job,
+    w.Job,
     ("Idempotent-Replayed",),
     links=JOB_LINKS,
 )
@@ -83,8 +84,8 @@ ROUTES: tuple[Operation, ...] = (
         "Submit up to BATCH_MAX jobs at once",
         "jobs",
         (
-            Reply(201, "Created: one result per item, in request order.", c.BatchResult),
-            Reply(200, "Every item was a replay of an earlier request.", c.BatchResult),
+            Reply(201, "Created: one result per item, in request order.", w.BatchResult),
+            Reply(200, "Every item was a replay of an earlier request.", w.BatchResult),
         ),
         SUBMIT_ERRORS,
         body=c.SubmitBatch,
@@ -97,7 +98,7 @@ ROUTES: tuple[Operation, ...] = (
         "list_jobs",
         "List the tenant's jobs, newest first",
         "jobs",
-        (Reply(200, "One page; follow `next_cursor` for the next.", c.JobPage),),
+        (Reply(200, "One page; follow `next_cursor` for the next.", w.JobPage),),
         (401, 422, 503),
         query=c.ListJobs,
     ),
@@ -107,7 +108,7 @@ ROUTES: tuple[Operation, ...] = (
         "get_job",
         "Read a job",
         "jobs",
-        (Reply(200, "The job.", c.Job),),
+        (Reply(200, "The job.", w.Job),),
         (401, 404, 503),
         description="Another tenant's job is a 404, exactly like an unknown id.",
     ),
@@ -117,7 +118,7 @@ ROUTES: tuple[Operation, ...] = (
         "cancel_job",
         "Cancel a job",
         "jobs",
-        (Reply(200, "The job: `cancelled`, or running with `cancel_requested`.", c.Job),),
+        (Reply(200, "The job: `cancelled`, or running with `cancel_requested`.", w.Job),),
         (401, 404, 409, 503),
         description="A waiting job ends `cancelled` at once; a running one is stopped by its "
         "worker within a heartbeat. 409 when the job has already ended.",
@@ -128,7 +129,7 @@ ROUTES: tuple[Operation, ...] = (
         "retry_job",
         "Run a failed or cancelled job again",
         "jobs",
-        (Reply(200, "The job, waiting again.", c.Job),),
+        (Reply(200, "The job, waiting again.", w.Job),),
         (401, 404, 409, 429, 503),
         description="409 unless the job is `failed` or `cancelled`.",
     ),
@@ -138,7 +139,7 @@ ROUTES: tuple[Operation, ...] = (
         "list_queues",
         "Figures of every queue",
         "queues",
-        (Reply(200, "Every known queue, by name.", c.QueueList),),
+        (Reply(200, "Every known queue, by name.", w.QueueList),),
         (401, 503),
         description="Queues are shared by all tenants: the figures are the deployment's.",
     ),
@@ -148,7 +149,7 @@ ROUTES: tuple[Operation, ...] = (
         "poll_events",
         "Long-poll for job status changes",
         "live",
-        (Reply(200, "The changes after `after` (possibly none, at the timeout).", c.EventPage),),
+        (Reply(200, "The changes after `after` (possibly none, at the timeout).", w.EventPage),),
         (401, 422, 503),
         query=c.EventsQuery,
     ),
@@ -158,7 +159,7 @@ ROUTES: tuple[Operation, ...] = (
         "ws_ticket",
         "A ticket for a browser's WebSocket",
         "live",
-        (Reply(201, "The ticket.", c.WsTicket),),
+        (Reply(201, "The ticket.", w.WsTicket),),
         (401, 503),
     ),
     Operation(
@@ -179,8 +180,8 @@ ROUTES: tuple[Operation, ...] = (
         "Liveness and readiness",
         "service",
         (
-            Reply(200, "Redis answers.", c.Health),
-            Reply(503, "Redis does not answer.", c.Health),
+            Reply(200, "Redis answers.", w.Health),
+            Reply(503, "Redis does not answer.", w.Health),
         ),
         public=True,
     ),
@@ -190,7 +191,7 @@ ROUTES: tuple[Operation, ...] = (
         "metrics",
         "Queue and tenant figures",
         "service",
-        (Reply(200, "JSON figures.", c.Metrics),),
+        (Reply(200, "JSON figures.", w.Metrics),),
         (401, 503),
         extra_media={"text/plain": "Prometheus text, when the client asks for text/plain."},
     ),

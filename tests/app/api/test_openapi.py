@@ -11,10 +11,10 @@ from aiohttp import web
 from openapi_spec_validator import validate
 
 from app.api import create_app
-from app.api.contract import Job as JobModel
 from app.api.operations import ROUTES
 from app.api.settings import ApiSettings
 from app.core.queue import Queue
+from app.wire import Job as JobModel
 from tests.helpers import NOT_BUILT_YET, ApiClient, MakeApiClient
 
 ERROR_STATUSES = {"400", "401", "404", "409", "413", "422", "429", "503"}
