@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -192,3 +194,47 @@ async def wait_gone(pids: Iterable[int], timeout_s: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still running after {timeout_s} s: {alive}")
         await asyncio.sleep(0.1)
+
+
+class ApiProcess:
+    """``python -m app api`` on a free port against ``redis_url``, its log in ``log_path``;
+    as a context manager it is healthy inside and stopped after."""
+
+    def __init__(self, redis_url: str, log_path: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = clean_env(REDIS_URL=redis_url, PORT=str(self.port), **settings)
+
+    def __enter__(self) -> ApiProcess:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "api"], env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise AssertionError(f"tide api did not become healthy:\n{self.output()}")
+            time.sleep(0.1)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/health", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def errors(self) -> list[str]:
+        """Its log lines at level error (an unhandled exception among them)."""
+        lines = [line for line in self.output().splitlines() if line.startswith("{")]
+        return [line for line in lines if orjson.loads(line).get("level") == "error"]

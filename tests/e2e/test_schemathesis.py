@@ -7,14 +7,9 @@ Every operation of the document is a test of its own. Those in ``NOT_BUILT_YET``
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import hypothesis
-import orjson
 import pytest
 import requests
 import schemathesis
@@ -28,12 +23,11 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app.api.openapi import document
-from app.dev.redis_server import RedisServer, free_port
-from tests.helpers import NOT_BUILT_YET, START_TIMEOUT_S, clean_env
+from app.dev.redis_server import RedisServer
+from tests.helpers import NOT_BUILT_YET, ApiProcess
 
 pytestmark = pytest.mark.redis
 
-ROOT = Path(__file__).resolve().parents[2]
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -56,37 +50,11 @@ schema.config.generation.update(
 
 @pytest.fixture(scope="module")
 def api_base(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A ``tide api`` process on a free port; its log goes to a file shown on failure."""
-    port = free_port()
+    """A ``tide api`` process; whatever it logs at level error fails the run."""
     log_path = tmp_path_factory.mktemp("api") / "api.log"
-    env = clean_env(REDIS_URL=redis_server.url, PORT=str(port), LOG_LEVEL="warning")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "api"], env=env, cwd=ROOT, stdout=log, stderr=log
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, log_path)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(10)
-    lines = [line for line in log_path.read_text().splitlines() if line.startswith("{")]
-    errors = [line for line in lines if orjson.loads(line).get("level") == "error"]
-    assert not errors, "\n".join(errors)
-
-
-def wait_healthy(base: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"tide api exited early:\n{log_path.read_text()}"
-        try:
-            if requests.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"tide api did not become healthy:\n{log_path.read_text()}")
+    with ApiProcess(redis_server.url, log_path, LOG_LEVEL="warning") as api:
+        yield api.base
+    assert not api.errors(), "\n".join(api.errors())
 
 
 def test_the_api_serves_the_document_the_fuzzer_reads(api_base: str) -> None:
