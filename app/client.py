@@ -241,7 +241,7 @@ class TideClient:
                 for r in chunk
             ]
             result = await self._call("POST", "/v1/jobs/batch", BatchResult, {"jobs": items})
-            jobs += [item.job for item in result.jobs]
+            jobs += [item.job for item in result.results]
         return jobs
 
     async def get(self, job_id: str) -> Job:

@@ -59,7 +59,7 @@ class BatchItemResult(Answer):
 class BatchResult(Answer):
     """Per-item results, in the order of the request's items."""
 
-    jobs: list[BatchItemResult]
+    results: list[BatchItemResult]
 
 
 class JobPage(Answer):

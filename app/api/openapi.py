@@ -7,6 +7,7 @@ cannot drift apart. Built once, on the first request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import version
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from app import wire as w
 from app.api import contract as c
 from app.api.operations import ERRORS, HEADERS, JSON, ROUTES, Operation
+from app.api.schemas import TYPE_PATTERN
 from app.process.http import json_response
 
 REF = "#/components/schemas/{model}"
@@ -85,8 +87,8 @@ def _operation(op: Operation, refs: dict[Any, dict[str, Any]]) -> dict[str, Any]
             answer["content"] = _content(model, reply.media)
             for media, about in op.extra_media.items() if reply.status == 200 else ():
                 answer["content"][media] = {"schema": {"type": "string", "description": about}}
-        if reply.headers:
-            answer["headers"] = {h: {"$ref": f"#/components/headers/{h}"} for h in reply.headers}
+        if reply.headers or reply.optional_headers:
+            answer["headers"] = _headers(reply.headers, reply.optional_headers)
         if reply.links:
             answer["links"] = {
                 target: {"operationId": target, "parameters": {"job_id": "$response.body#/id"}}
@@ -113,27 +115,28 @@ def _schemas() -> tuple[dict[Any, dict[str, Any]], dict[str, dict[str, Any]]]:
     return dict(refs), top["$defs"]
 
 
+def _headers(required: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
+    """Header objects written out in place: whether one is required depends on the answer."""
+    out = {}
+    for name in (*required, *optional):
+        about, schema = HEADERS[name]
+        out[name] = {"description": about, "required": name in required, "schema": schema}
+    return out
+
+
 def _components() -> dict[str, Any]:
     error_ref = _schemas()[0][(w.ErrorBody, "serialization")]
     responses = {
         name: {
             "description": about,
             "content": {JSON: {"schema": error_ref}},
-            **(
-                {"headers": {h: {"$ref": f"#/components/headers/{h}"} for h in headers}}
-                if headers
-                else {}
-            ),
+            **({"headers": _headers(headers)} if headers else {}),
         }
         for name, about, headers in ERRORS.values()
     }
     return {
         "schemas": _defs(),
         "responses": responses,
-        "headers": {
-            name: {"description": about, "required": True, "schema": schema}
-            for name, (about, schema) in HEADERS.items()
-        },
         "parameters": {
             "JobId": {
                 "name": "job_id",
@@ -148,7 +151,12 @@ def _components() -> dict[str, Any]:
                 "description": "Makes a retry safe: the same key and body return the original "
                 "job (200, Idempotent-Replayed); a different body is a 422. Kept "
                 "IDEMPOTENCY_TTL_S per tenant.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": c.IDEMPOTENCY_KEY_MAX},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": c.IDEMPOTENCY_KEY_MAX,
+                    "pattern": TYPE_PATTERN,
+                },
             },
         },
         "securitySchemes": {

@@ -26,6 +26,8 @@ class Reply:
     description: str
     model: type[BaseModel] | None = None
     headers: tuple[str, ...] = ()
+    """Headers it always carries."""
+    optional_headers: tuple[str, ...] = ()
     media: str = JSON
     links: tuple[str, ...] = ()
     """Operations that take this answer's ``id`` as their ``job_id``."""
@@ -54,12 +56,14 @@ class Operation:
 
 
 JOB_LINKS = ("get_job", "cancel_job", "retry_job")
-CREATED = Reply(201, "Created: the job.", w.Job, ("Location",), links=JOB_LINKS)
+QUOTA = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+CREATED = Reply(201, "Created: the job.", w.Job, ("Location",), QUOTA, links=JOB_LINKS)
 REPLAYED = Reply(
     200,
     "A replay of an earlier request with the same Idempotency-Key and body: the original job.",
     w.Job,
     ("Idempotent-Replayed",),
+    ("Location", *QUOTA),
     links=JOB_LINKS,
 )
 SUBMIT_ERRORS = (400, 401, 413, 422, 429, 503)
@@ -84,8 +88,8 @@ ROUTES: tuple[Operation, ...] = (
         "Submit up to BATCH_MAX jobs at once",
         "jobs",
         (
-            Reply(201, "Created: one result per item, in request order.", w.BatchResult),
-            Reply(200, "Every item was a replay of an earlier request.", w.BatchResult),
+            Reply(201, "Created: one result per item, in request order.", w.BatchResult, (), QUOTA),
+            Reply(200, "Every item was a replay of an earlier request.", w.BatchResult, (), QUOTA),
         ),
         SUBMIT_ERRORS,
         body=c.SubmitBatch,
@@ -99,7 +103,7 @@ ROUTES: tuple[Operation, ...] = (
         "List the tenant's jobs, newest first",
         "jobs",
         (Reply(200, "One page; follow `next_cursor` for the next.", w.JobPage),),
-        (401, 422, 503),
+        (401, 403, 422, 503),
         query=c.ListJobs,
     ),
     Operation(
@@ -219,24 +223,26 @@ ROUTES: tuple[Operation, ...] = (
 ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     400: ("BadRequest", "The body is not JSON, or could not be read (`invalid_json`, "
           "`invalid_body`).", ()),
-    401: ("Unauthorized", "No X-API-Key, or an unknown or revoked one.", ()),
+    401: ("Unauthorized", "No X-API-Key, or an unknown or revoked one (`unauthorized`).", ()),
+    403: ("Forbidden", "Only an admin key may do this (`forbidden`).", ()),
     404: ("NotFound", "No such job for this tenant (`job_not_found`), or no such route.", ()),
     409: ("Conflict", "The job's state forbids the action (`job_conflict`).", ()),
-    413: ("PayloadTooLarge", "The body is over MAX_BODY_BYTES, or the batch over BATCH_MAX.", ()),
-    422: ("Unprocessable", "The request breaks the schema; `details` lists each offending "
-          "field. Also an Idempotency-Key reused with a different body.", ()),
-    429: ("TooManyRequests", "Over a tenant limit; `code` says which.",
-          ("Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")),
+    413: ("PayloadTooLarge", "The body is over MAX_BODY_BYTES (`payload_too_large`), or the "
+          "batch over BATCH_MAX (`batch_too_large`).", ()),
+    422: ("Unprocessable", "The request breaks the schema (`validation_error`; `details` lists "
+          "each offending field), or reuses an Idempotency-Key with another body.", ()),
+    429: ("TooManyRequests", "Over a tenant limit; `code` says which.", ("Retry-After", *QUOTA)),
     503: ("Unavailable", "Redis is unreachable or refusing writes (`redis_unavailable`); "
           "retry after Retry-After.", ("Retry-After",)),
 }
+SECONDS = {"type": "string", "pattern": "^[0-9]+$"}
 HEADERS: dict[str, tuple[str, dict[str, Any]]] = {
     "Location": ("Where the job can be read.", {"type": "string"}),
     "Idempotent-Replayed": ("The answer replays an earlier request's.", {"const": "true"}),
-    "Retry-After": ("Seconds to wait before trying again.", {"type": "string",
-                    "pattern": "^[0-9]+$"}),
-    "RateLimit-Limit": ("The limit that was hit.", {"type": "string", "pattern": "^[0-9]+$"}),
-    "RateLimit-Remaining": ("What is left of it.", {"type": "string", "pattern": "^[0-9]+$"}),
-    "RateLimit-Reset": ("Seconds until it resets.", {"type": "string", "pattern": "^[0-9]+$"}),
+    "Retry-After": ("Seconds to wait before trying again.", SECONDS),
+    "RateLimit-Limit": ("Submissions allowed per rolling minute (on a 429: the limit that "
+                        "refused).", SECONDS),
+    "RateLimit-Remaining": ("What is left of it.", SECONDS),
+    "RateLimit-Reset": ("Seconds until it is whole again.", SECONDS),
 }
 # fmt: on

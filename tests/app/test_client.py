@@ -151,7 +151,7 @@ async def created(request: web.Request) -> web.StreamResponse:
 async def batch_created(request: web.Request) -> web.StreamResponse:
     items = (await request.json())["jobs"]
     results = [{"job": {**JOB, "id": item["type"]}, "replayed": False} for item in items]
-    return web.json_response({"jobs": results}, status=201)
+    return web.json_response({"results": results}, status=201)
 
 
 async def dropped(request: web.Request) -> web.StreamResponse:

@@ -17,7 +17,7 @@ from app.core.queue import Queue
 from app.wire import Job as JobModel
 from tests.helpers import NOT_BUILT_YET, ApiClient, MakeApiClient
 
-ERROR_STATUSES = {"400", "401", "404", "409", "413", "422", "429", "503"}
+ERROR_STATUSES = {"400", "401", "403", "404", "409", "413", "422", "429", "503"}
 
 
 @pytest.fixture
@@ -101,6 +101,7 @@ async def test_each_error_status_answers_the_one_error_shape(plain_client: ApiCl
     assert schemas["ErrorBody"]["required"] == ["error"]
     assert set(schemas["ErrorDetail"]["properties"]) == {"code", "message", "details"}
     too_many = responses["TooManyRequests"]["headers"]
+    assert all(header["required"] for header in too_many.values())
     assert set(too_many) == {
         "Retry-After",
         "RateLimit-Limit",
@@ -127,14 +128,21 @@ async def test_submit_takes_an_idempotency_key_and_its_body_schema_comes_from_th
     submit_job = document["components"]["schemas"]["SubmitJob"]
     assert submit_job["additionalProperties"] is False
     assert submit_job["required"] == ["type"]
-    assert set(submit["responses"]["201"]["headers"]) == {"Location"}
-    assert set(submit["responses"]["200"]["headers"]) == {"Idempotent-Replayed"}
+    created, replayed = submit["responses"]["201"], submit["responses"]["200"]
+    required = {name for name, h in created["headers"].items() if h["required"]}
+    assert required == {"Location"}
+    assert set(created["headers"]) - required == {
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+    }
+    assert replayed["headers"]["Idempotent-Replayed"]["required"] is True
 
 
 async def test_the_listing_query_parameters_come_from_the_model(plain_client: ApiClient) -> None:
     document = await fetch_document(plain_client)
     params = {p["name"]: p for p in document["paths"]["/v1/jobs"]["get"]["parameters"]}
-    assert set(params) == {"status", "queue", "type", "limit", "cursor"}
+    assert set(params) == {"status", "queue", "type", "limit", "cursor", "tenant"}
     assert all(p["in"] == "query" and not p["required"] for p in params.values())
     assert params["limit"]["schema"] == {
         "type": "integer",
