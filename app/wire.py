@@ -47,6 +47,7 @@ class Job(Answer):
     finished_at: AwareDatetime | None = None
     worker: str | None = None
     cancel_requested: bool = False
+    idempotency_key: str | None = None
 
 
 class BatchItemResult(Answer):
