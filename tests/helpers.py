@@ -196,6 +196,10 @@ async def wait_gone(pids: Iterable[int], timeout_s: float = 15.0) -> None:
         await asyncio.sleep(0.1)
 
 
+ROOMY_LIMITS = {"TENANT_MAX_ACTIVE": "1000000", "TENANT_RPM": "1000000"}
+"""Tenant limits no test meets unless it is about them."""
+
+
 class ApiProcess:
     """``python -m app api`` on a free port against ``redis_url``, its log in ``log_path``;
     as a context manager it is healthy inside and stopped after."""
@@ -204,7 +208,9 @@ class ApiProcess:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self.env = clean_env(REDIS_URL=redis_url, PORT=str(self.port), **settings)
+        self.env = clean_env(
+            REDIS_URL=redis_url, PORT=str(self.port), **{**ROOMY_LIMITS, **settings}
+        )
 
     def __enter__(self) -> ApiProcess:
         with self.log_path.open("wb") as log:
