@@ -66,7 +66,7 @@ REPLAYED = Reply(
     ("Location", *QUOTA),
     links=JOB_LINKS,
 )
-SUBMIT_ERRORS = (400, 401, 413, 422, 429, 503)
+SUBMIT_ERRORS = (400, 401, 409, 413, 422, 429, 503)
 
 ROUTES: tuple[Operation, ...] = (
     Operation(
@@ -226,7 +226,8 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     401: ("Unauthorized", "No X-API-Key, or an unknown or revoked one (`unauthorized`).", ()),
     403: ("Forbidden", "Only an admin key may do this (`forbidden`).", ()),
     404: ("NotFound", "No such job for this tenant (`job_not_found`), or no such route.", ()),
-    409: ("Conflict", "The job's state forbids the action (`job_conflict`).", ()),
+    409: ("Conflict", "The job's state forbids the action (`job_conflict`), or the job an "
+          "Idempotency-Key created has expired since.", ()),
     413: ("PayloadTooLarge", "The body is over MAX_BODY_BYTES (`payload_too_large`), or the "
           "batch over BATCH_MAX (`batch_too_large`).", ()),
     422: ("Unprocessable", "The request breaks the schema (`validation_error`; `details` lists "
