@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,20 @@ API_MAX_BODY = 4096
 TIDE = str(Path(sys.executable).with_name("tide"))
 """The ``tide`` console script of this venv: what a user runs (no ``-m``, so the working
 directory is not on ``sys.path`` by itself)."""
+NOT_BUILT_YET = {
+    # the tenants branch: batch, listing, cancel, retry (the lead empties these after its merge)
+    ("post", "/v1/jobs/batch"),
+    ("get", "/v1/jobs"),
+    ("post", "/v1/jobs/{job_id}/cancel"),
+    ("post", "/v1/jobs/{job_id}/retry"),
+    # live updates (DESIGN §5) and metrics: their own issues
+    ("get", "/v1/events"),
+    ("post", "/v1/ws/ticket"),
+    ("get", "/v1/ws"),
+    ("get", "/metrics"),
+}
+"""(method, path) of the OpenAPI document's operations that the app does not serve yet: the
+document test expects exactly these missing, the schemathesis run a 404 or 405 from each."""
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 
@@ -178,3 +194,53 @@ async def wait_gone(pids: Iterable[int], timeout_s: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still running after {timeout_s} s: {alive}")
         await asyncio.sleep(0.1)
+
+
+ROOMY_LIMITS = {"TENANT_MAX_ACTIVE": "1000000", "TENANT_RPM": "1000000"}
+"""Tenant limits no test meets unless it is about them."""
+
+
+class ApiProcess:
+    """``python -m app api`` on a free port against ``redis_url``, its log in ``log_path``;
+    as a context manager it is healthy inside and stopped after."""
+
+    def __init__(self, redis_url: str, log_path: Path, **settings: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = clean_env(
+            REDIS_URL=redis_url, PORT=str(self.port), **{**ROOMY_LIMITS, **settings}
+        )
+
+    def __enter__(self) -> ApiProcess:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app", "api"], env=self.env, stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not self._healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise AssertionError(f"tide api did not become healthy:\n{self.output()}")
+            time.sleep(0.1)
+        return self
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/health", timeout=1) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def output(self) -> str:
+        return self.log_path.read_text()
+
+    def errors(self) -> list[str]:
+        """Its log lines at level error (an unhandled exception among them)."""
+        lines = [line for line in self.output().splitlines() if line.startswith("{")]
+        return [line for line in lines if orjson.loads(line).get("level") == "error"]

@@ -56,6 +56,11 @@ class Keys:
         """Capped stream of job status changes for live subscribers."""
         return f"{self.prefix}:events"
 
+    def finished(self, minute: int) -> str:
+        """Hash queue -> jobs that reached a terminal state in that minute since the epoch
+        (server clock), kept three minutes. ``done.lua`` builds it from the events key."""
+        return f"{self.events}:finished:{minute}"
+
     @property
     def workers(self) -> str:
         """Hash worker id -> JSON description of a live worker."""

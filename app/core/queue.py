@@ -39,6 +39,9 @@ class QueueStats:
     scheduled: int
     dead: int
     oldest_waiting_age_s: float | None
+    finished_per_min: float = 0.0
+    """Jobs that ended (succeeded, failed or cancelled) over the last minute: a sliding-window
+    estimate from per-minute counters, not a scan of the events stream (see ``stats.lua``)."""
 
 
 class CancelOutcome(StrEnum):
@@ -149,8 +152,11 @@ class Queue:
                 scheduled=int(scheduled),
                 dead=int(dead),
                 oldest_waiting_age_s=None if int(age) < 0 else int(age) / 1000,
+                finished_per_min=float(finished),
             )
-            for name, (waiting, running, scheduled, dead, age) in zip(names, rows, strict=True)
+            for name, (waiting, running, scheduled, dead, age, finished) in zip(
+                names, rows, strict=True
+            )
         ]
 
     async def dead_letters(self, queue: str, count: int = 50) -> list[dict[str, Any]]:

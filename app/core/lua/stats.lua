@@ -1,9 +1,16 @@
 -- stats.lua: per queue, what is waiting, running, scheduled and dead, read in one round trip.
 -- Waiting is XLEN - pending (acked entries are deleted), right even where XINFO's lag is null.
 -- ARGV[FIRST..] queue names
--- Returns per queue {waiting, running, scheduled, dead, oldest waiting age in ms (-1: none)}
+-- Throughput is a sliding-window estimate over the per-minute counts done.lua keeps: this
+-- minute's count plus the previous minute's, weighted by how much of it the window still covers.
+-- Returns per queue {waiting, running, scheduled, dead, oldest waiting age in ms (-1: none),
+-- jobs finished over the last minute (text, one decimal)}
 --!include head
 local now = math.floor(now_ms())
+local minute = math.floor(now / 60000)
+local this_minute = EVENTS .. ':finished:' .. minute
+local last_minute = EVENTS .. ':finished:' .. (minute - 1)
+local last_weight = (60000 - now % 60000) / 60000
 local out = {}
 for i = FIRST, #ARGV do
   local queue = ARGV[i]
@@ -28,7 +35,9 @@ for i = FIRST, #ARGV do
     age = math.max(0, now - ms)
   end
   local scheduled = tonumber(redis.call('HGET', SCHEDULED, queue) or '0')
+  local finished = tonumber(redis.call('HGET', this_minute, queue) or '0')
+    + tonumber(redis.call('HGET', last_minute, queue) or '0') * last_weight
   out[#out + 1] = {math.max(0, len - pending), pending, scheduled,
-    redis.call('XLEN', DEAD .. queue), age}
+    redis.call('XLEN', DEAD .. queue), age, string.format('%.1f', finished)}
 end
 return out

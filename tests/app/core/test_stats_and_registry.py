@@ -78,7 +78,8 @@ async def test_figures_follow_the_lifecycle_with_acked_entries_deleted(
 
     await worker.finish([Result(third, Outcome.OK, "1"), Result(fourth, Outcome.OK, "1")])
     (stats,) = await queue.stats()
-    assert stats == QueueStats("default", 0, 0, 0, 1, None)
+    assert (stats.waiting, stats.running, stats.scheduled, stats.dead) == (0, 0, 0, 1)
+    assert stats.oldest_waiting_age_s is None
     assert await any_redis.xlen(queue.keys.queue("default")) == 0
 
 

@@ -11,6 +11,23 @@ local function emit(id, status, queue, tenant)
   changes[n + 1], changes[n + 2], changes[n + 3], changes[n + 4] = id, status, queue, tenant or ''
 end
 
+-- jobs that reached a terminal state, per queue, added by done() to the hash of the current
+-- minute (server clock) under EVENTS .. ':finished:' (Keys.finished): what GET /v1/queues
+-- reports as throughput. One HINCRBY per queue and call, so the finish path stays cheap.
+local FINISHED_TTL_S = 180
+local finished = {}
+local function count_finished(queue)
+  finished[queue] = (finished[queue] or 0) + 1
+end
+
+local function add_finished()
+  local key = EVENTS .. ':finished:' .. math.floor(now_ms() / 60000)
+  for queue, n in pairs(finished) do
+    redis.call('HINCRBY', key, queue, n)
+  end
+  redis.call('EXPIRE', key, FINISHED_TTL_S)
+end
+
 local function running_count(entry)
   local f = entry[2]
   for j = 1, #f, 2 do
@@ -69,6 +86,9 @@ local function done(reply)
   end
   if #changes > 0 then
     append_events()
+  end
+  if next(finished) then
+    add_finished()
   end
   return reply
 end

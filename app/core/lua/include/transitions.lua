@@ -10,6 +10,7 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
   end
   redis.call('EXPIRE', key, RESULT_TTL)
   emit(id, status, queue, tenant)
+  count_finished(queue)
 end
 
 local function dead_letter(key, id, queue, tenant, err, attempts, now)

@@ -1,0 +1,132 @@
+"""The JSON the HTTP API answers with, as pydantic models: the one definition that the API's
+OpenAPI document and the Python client (``app.client``) share.
+
+Pydantic and the job statuses only, so the client imports it without Redis or the server.
+Answers allow extra fields: the server may add one without breaking an older client.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+
+from app.core.models import JobStatus
+
+
+class Answer(BaseModel):
+    """Base of every answer: fields added later do not break an older reader."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class JobError(Answer):
+    """Why the last attempt failed: the exception's type and message."""
+
+    type: str
+    message: str
+
+
+class Job(Answer):
+    """A job as the API shows it (``app.core.models.Job.to_dict``). Times are ISO 8601 UTC."""
+
+    id: str
+    tenant: str
+    queue: str
+    type: str
+    payload: JsonValue
+    status: JobStatus
+    attempts: int = Field(ge=0)
+    max_attempts: int = Field(ge=1)
+    timeout_s: float
+    result: JsonValue = None
+    error: JobError | None = None
+    created_at: AwareDatetime
+    run_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+    worker: str | None = None
+    cancel_requested: bool = False
+    idempotency_key: str | None = None
+
+
+class BatchItemResult(Answer):
+    """One item's outcome: the job, and whether an earlier request with its key created it."""
+
+    job: Job
+    replayed: bool = False
+
+
+class BatchResult(Answer):
+    """Per-item results, in the order of the request's items."""
+
+    results: list[BatchItemResult]
+
+
+class JobPage(Answer):
+    """One page of jobs; ``next_cursor`` is null on the last page."""
+
+    jobs: list[Job]
+    next_cursor: str | None = None
+
+
+class QueueInfo(Answer):
+    """One queue's figures (``app.core.queue.QueueStats``)."""
+
+    queue: str
+    waiting: int = Field(ge=0, description="In the stream, not yet leased by a worker.")
+    running: int = Field(ge=0, description="Leased by a worker.")
+    scheduled: int = Field(ge=0, description="Waiting for their run_at or a retry's backoff.")
+    dead: int = Field(ge=0, description="Entries in the queue's dead-letter stream.")
+    oldest_waiting_age_s: float | None = Field(
+        description="Age of the oldest waiting job; null when none waits."
+    )
+    finished_per_min: float = Field(
+        ge=0, description="Jobs that ended (succeeded, failed, cancelled) over the last minute."
+    )
+
+
+class QueueList(Answer):
+    queues: list[QueueInfo]
+
+
+class Health(Answer):
+    status: Literal["ok", "unavailable"]
+    redis: Literal["ok", "unavailable"]
+
+
+class Metrics(Answer):
+    """JSON figures; Prometheus text instead when the client asks for ``text/plain``."""
+
+
+class JobEvent(Answer):
+    """A status change; ``event_id`` is its entry in the events stream."""
+
+    event_id: str
+    job: Job
+
+
+class EventPage(Answer):
+    """What changed after ``after``; pass ``last_event_id`` as the next ``after``."""
+
+    events: list[JobEvent]
+    last_event_id: str | None = None
+
+
+class WsTicket(Answer):
+    """A short-lived ticket a browser passes as ``?ticket=`` to ``GET /v1/ws``."""
+
+    ticket: str
+    expires_in_s: float
+
+
+class ErrorDetail(Answer):
+    code: str = Field(description="snake_case, stable: what a program branches on.")
+    message: str = Field(description="For people; may change.")
+    details: JsonValue = Field(default=None, description="e.g. the offending fields of a 422.")
+
+
+class ErrorBody(Answer):
+    """Every error answer, whatever its status."""
+
+    error: ErrorDetail
