@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 GROUP = "workers"
 """The consumer group every queue stream is read through."""
+GLOBAL_LIMITER = "global"
+"""Name of the limiter ``GLOBAL_RPM_LIMIT`` configures; no named limiter may take it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,18 @@ class Keys:
     def queues(self) -> str:
         """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"
+
+    # -- rate limiters (GCRA, app/core/limiter.py): the global one and the named ones ----------
+
+    def limiter(self, name: str) -> str:
+        """String: the limiter's theoretical arrival time (ms, server clock); ``P:rpm`` for the
+        global limiter, ``P:limit:<name>`` for a named one."""
+        return f"{self.prefix}:rpm" if name == GLOBAL_LIMITER else f"{self.prefix}:limit:{name}"
+
+    def limiter_starts(self, name: str) -> str:
+        """Sorted set of the turns the limiter granted over its last period, scored by their time:
+        its usage, as the scaler and the metrics read it."""
+        return f"{self.limiter(name)}:starts"
 
     # -- the scaler's shared record (DESIGN §7): leader lock, memory, decision log -------------
 
