@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from app.core.leases import Lease, Outcome, Result
 from workers.execute import error_json, execute
 from workers.finisher import FinishBatcher
+from workers.limits import Turns
 from workers.presence import Counters
 from workers.renewal import LeaseKey, LeaseRenewal, lease_key
 from workers.settings import WorkerSettings
@@ -36,6 +37,8 @@ class Running:
     sync: bool  # runs in a thread that cancelling cannot stop
     task: asyncio.Task[None] | None = None
     stop: Stop | None = None
+    waiting_turn: bool = False
+    """Waiting for its rate limiter's turn: its code has not started."""
 
 
 class Attempts:
@@ -51,6 +54,7 @@ class Attempts:
         finisher: FinishBatcher,
         counters: Counters,
         log: structlog.typing.FilteringBoundLogger,
+        turns: Turns,
     ) -> None:
         self._worker_id = worker_id
         self._redis = redis
@@ -60,6 +64,7 @@ class Attempts:
         self._finisher = finisher
         self._counters = counters
         self._log = log
+        self._turns = turns
         self._running: dict[LeaseKey, Running] = {}
         self.slot_freed = asyncio.Event()
         """Set whenever a slot may have freed: an attempt ended or a lingering thread returned."""
@@ -116,7 +121,7 @@ class Attempts:
         )
         result: Result | None
         try:
-            result = await self._execute(lease, ctx)
+            result = await self._execute(running, ctx)
         except asyncio.CancelledError:
             result = self._after_stop(running)
         self._running.pop(lease_key(lease), None)
@@ -128,9 +133,14 @@ class Attempts:
         else:
             self._finisher.add(result)  # which untracks it once recorded
 
-    async def _execute(self, lease: Lease, ctx: Context) -> Result:
-        """The one call into ``workers.execute``."""
+    async def _execute(self, running: Running, ctx: Context) -> Result:
+        """The one call into ``workers.execute``, after the task's rate-limit turn if it has one."""
+        lease = running.lease
         task = self._tasks.get(lease.type)
+        if task is not None and task.limit is not None:
+            running.waiting_turn = True
+            await self._turns.wait(task.limit)
+            running.waiting_turn = False
         return await execute(task, lease, ctx, self._settings, self.threads)
 
     def _after_stop(self, running: Running) -> Result | None:
