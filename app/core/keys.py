@@ -69,6 +69,12 @@ class Keys:
         return f"{self.prefix}:workers:seen"
 
     @property
+    def metrics(self) -> str:
+        """Hash of fleet-wide counters (jobs ended per queue, status and tenant, job durations,
+        leases lost, entries reclaimed), kept by the scripts in the call that changes state."""
+        return f"{self.prefix}:metrics"
+
+    @property
     def queues(self) -> str:
         """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"

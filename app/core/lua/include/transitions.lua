@@ -10,11 +10,14 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
   end
   redis.call('EXPIRE', key, RESULT_TTL)
   emit(id, status, queue, tenant)
+  tally('jobs\n' .. queue .. '\n' .. status)
+  tally('tenant\n' .. (tenant or '') .. '\n' .. status)
 end
 
 local function dead_letter(key, id, queue, tenant, err, attempts, now)
   redis.call('XADD', DEAD .. queue, 'MAXLEN', '~', DEAD_MAXLEN, '*',
     'job', id, 'error', err, 'attempts', attempts)
+  tally('dead_lettered\n' .. queue)
   terminate(key, id, 'failed', queue, tenant, now, 'error', err)
 end
 
