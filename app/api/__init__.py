@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from app.api import health, jobs
+from app.api import health, jobs, metrics
 from app.api.middleware import error_middleware, log_middleware
 from app.api.settings import ApiSettings
 from app.api.state import QUEUE, SETTINGS
@@ -30,6 +30,7 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
         app.cleanup_ctx.append(_own_queue)
     health.add_routes(app)
     jobs.add_routes(app)
+    metrics.setup(app)
     return app
 
 
