@@ -5,6 +5,7 @@ outlives its attempt (a timeout, a cancel) still holds a slot until it returns."
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -119,6 +120,8 @@ class Attempts:
             self._worker_id,
             self._redis,
         )
+        # task code's own log lines carry these too: the attempt's task has its own context
+        structlog.contextvars.bind_contextvars(**lease.describe(), worker=self._worker_id)
         result: Result | None
         try:
             result = await self._execute(running, ctx)
@@ -137,16 +140,21 @@ class Attempts:
         """The one call into ``workers.execute``, after the task's rate-limit turn if it has one."""
         lease = running.lease
         task = self._tasks.get(lease.type)
+        waited = 0.0
         if task is not None and task.limit is not None:
             running.waiting_turn = True
+            asked = time.monotonic()
             await self._turns.wait(task.limit)
+            waited = round(time.monotonic() - asked, 3)
             running.waiting_turn = False
+        if self._settings.log_job_events:
+            self._log.info("job.started", type=lease.type, limit_wait_s=waited, **lease.describe())
         return await execute(task, lease, ctx, self._settings, self.threads)
 
     def _after_stop(self, running: Running) -> Result | None:
         lease = running.lease
         if running.stop is Stop.CANCEL:
-            self._log.info("job.cancelled", job=lease.job_id)
+            self._log.info("job.cancelled", **lease.describe())
             return Result(
                 lease, Outcome.CANCELLED, error_json("Cancelled", "cancelled while running")
             )
@@ -157,6 +165,6 @@ class Attempts:
         else:
             self._counters.lost += 1
             self._log.warning(
-                "lease.lost", job=lease.job_id, note="another worker owns it; stopped"
+                "lease.lost", note="another worker owns it; stopped", **lease.describe()
             )
         return None

@@ -61,7 +61,9 @@ class Worker:
         self.counters = Counters()
         self.leases = LeaseClient(redis, settings, self.id)
         self.renewal = LeaseRenewal(self.leases)
-        self.finisher = FinishBatcher(self.leases, self.renewal, self.counters, self.log)
+        self.finisher = FinishBatcher(
+            self.leases, self.renewal, self.counters, self.log, settings.log_job_events
+        )
         self.limiter = Limiter(redis, self.leases.keys, rates)
         self.attempts = Attempts(
             self.id,

@@ -45,6 +45,10 @@ class Lease:
     def fence(self) -> list[str]:
         return [self.queue, self.entry, self.job_id, self.token]
 
+    def describe(self) -> dict[str, str | int]:
+        """The fields that name this attempt in log lines."""
+        return {"job_id": self.job_id, "queue": self.queue, "attempt": self.attempt}
+
 
 class Outcome(StrEnum):
     OK = "ok"
