@@ -40,9 +40,8 @@ async def test_each_job_logs_its_start_and_success_with_its_names(
     for event in ("job.started", "job.succeeded"):
         lines = [e for e in logs if e["event"] == event]
         assert sorted(e["job_id"] for e in lines) == sorted(j.id for j in jobs)
-        assert all(
-            (e["queue"], e["attempt"], e["log_level"]) == ("default", 1, "info") for e in lines
-        )
+        named = {(e["queue"], e["attempt"], e["worker"], e["log_level"]) for e in lines}
+        assert named == {("default", 1, worker.id, "info")}
     assert sorted(b["job_id"] for b in bound) == sorted(j.id for j in jobs)
     assert {(b["queue"], b["attempt"], b["worker"]) for b in bound} == {("default", 1, worker.id)}
 
