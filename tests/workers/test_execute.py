@@ -194,6 +194,7 @@ async def test_an_unknown_task_type_is_a_retryable_failure_logged_as_an_error(
         "log_level": "error",
         "job_id": "job-1",
         "queue": "default",
+        "tenant": "",
         "attempt": 1,
         "type": "nobody_knows",
     } in logs

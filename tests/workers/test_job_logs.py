@@ -35,15 +35,19 @@ async def test_each_job_logs_its_start_and_success_with_its_names(
 ) -> None:
     with capture_logs() as logs:
         async with start_worker() as worker:
-            jobs = await queue.submit_many([JobSpec(type="note") for _ in range(3)])
+            jobs = await queue.submit_many([JobSpec(type="note", tenant="acme") for _ in range(3)])
             await wait_terminal(queue, [j.id for j in jobs])
     for event in ("job.started", "job.succeeded"):
         lines = [e for e in logs if e["event"] == event]
         assert sorted(e["job_id"] for e in lines) == sorted(j.id for j in jobs)
-        named = {(e["queue"], e["attempt"], e["worker"], e["log_level"]) for e in lines}
-        assert named == {("default", 1, worker.id, "info")}
+        named = {
+            (e["queue"], e["tenant"], e["attempt"], e["worker"], e["log_level"]) for e in lines
+        }
+        assert named == {("default", "acme", 1, worker.id, "info")}
     assert sorted(b["job_id"] for b in bound) == sorted(j.id for j in jobs)
-    assert {(b["queue"], b["attempt"], b["worker"]) for b in bound} == {("default", 1, worker.id)}
+    assert {(b["queue"], b["tenant"], b["worker"]) for b in bound} == {
+        ("default", "acme", worker.id)
+    }
 
 
 async def test_job_lines_can_be_turned_off(

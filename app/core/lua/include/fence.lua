@@ -22,9 +22,9 @@ end
 -- back as start.lua returns it, with its current token, so no new attempt begins.
 local function own_lease(eid, id, queue, consumer)
   local f = redis.call('HMGET', JOB .. id, 'status', 'worker', 'entry', 'attempts', 'type',
-    'payload', 'timeout_s', 'max_attempts')
+    'payload', 'timeout_s', 'max_attempts', 'tenant')
   if f[1] ~= 'running' or f[2] ~= consumer or f[3] ~= eid then
     return false
   end
-  return {eid, id, queue, f[4], f[5], f[6], f[7], f[8]}
+  return {eid, id, queue, f[4], f[5], f[6], f[7], f[8], f[9]}
 end

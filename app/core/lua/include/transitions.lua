@@ -68,5 +68,5 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_at', fmt(now),
     'worker', consumer)
   emit(id, 'running', queue, f[7])
-  return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3]}
+  return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3], f[7]}
 end
