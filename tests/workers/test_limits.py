@@ -55,14 +55,14 @@ async def test_named_limiters_keep_their_own_pace(
     queue: Queue, start_worker: StartWorker, started: dict[str, list[float]]
 ) -> None:
     specs = [JobSpec(type=kind) for kind in ("openai", "free", "global") for _ in range(3)]
-    async with start_worker(limits="openai:2/s", global_rpm_limit=0):
+    async with start_worker(limits="openai:2/s", global_rpm_limit=0, worker_concurrency=10):
         jobs = await queue.submit_many(specs)
         done = await wait_terminal(queue, [j.id for j in jobs], timeout_s=15)
     assert {j.status for j in done} == {JobStatus.SUCCEEDED}
     openai = started["openai"]
     assert openai[2] - openai[0] >= 0.9  # 2 per second: the third half a second after the second
-    # the global limiter at 0 is off, and a task with no limit never waits
-    assert max(started["global"] + started["free"]) - min(openai) < 0.5
+    # the global limiter at 0 is off, and a task with no limit never waits for another's turn
+    assert max(started["global"] + started["free"]) < openai[2]
 
 
 async def test_a_cancel_stops_a_job_waiting_for_its_turn_before_its_code_runs(
