@@ -5,6 +5,7 @@ outlives its attempt (a timeout, a cancel) still holds a slot until it returns."
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from enum import Enum
 
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from app.core.leases import Lease, Outcome, Result
 from workers.execute import error_json, execute
 from workers.finisher import FinishBatcher
+from workers.limits import Turns
 from workers.presence import Counters
 from workers.renewal import LeaseKey, LeaseRenewal, lease_key
 from workers.settings import WorkerSettings
@@ -36,6 +38,8 @@ class Running:
     sync: bool  # runs in a thread that cancelling cannot stop
     task: asyncio.Task[None] | None = None
     stop: Stop | None = None
+    waiting_turn: bool = False
+    """Waiting for its rate limiter's turn: its code has not started."""
 
 
 class Attempts:
@@ -51,6 +55,7 @@ class Attempts:
         finisher: FinishBatcher,
         counters: Counters,
         log: structlog.typing.FilteringBoundLogger,
+        turns: Turns,
     ) -> None:
         self._worker_id = worker_id
         self._redis = redis
@@ -60,6 +65,7 @@ class Attempts:
         self._finisher = finisher
         self._counters = counters
         self._log = log
+        self._turns = turns
         self._running: dict[LeaseKey, Running] = {}
         self.slot_freed = asyncio.Event()
         """Set whenever a slot may have freed: an attempt ended or a lingering thread returned."""
@@ -114,9 +120,11 @@ class Attempts:
             self._worker_id,
             self._redis,
         )
+        # task code's own log lines carry these too: the attempt's task has its own context
+        structlog.contextvars.bind_contextvars(**lease.describe(), worker=self._worker_id)
         result: Result | None
         try:
-            result = await self._execute(lease, ctx)
+            result = await self._execute(running, ctx)
         except asyncio.CancelledError:
             result = self._after_stop(running)
         self._running.pop(lease_key(lease), None)
@@ -128,15 +136,25 @@ class Attempts:
         else:
             self._finisher.add(result)  # which untracks it once recorded
 
-    async def _execute(self, lease: Lease, ctx: Context) -> Result:
-        """The one call into ``workers.execute``."""
+    async def _execute(self, running: Running, ctx: Context) -> Result:
+        """The one call into ``workers.execute``, after the task's rate-limit turn if it has one."""
+        lease = running.lease
         task = self._tasks.get(lease.type)
+        waited = 0.0
+        if task is not None and task.limit is not None:
+            running.waiting_turn = True
+            asked = time.monotonic()
+            await self._turns.wait(task.limit)
+            waited = round(time.monotonic() - asked, 3)
+            running.waiting_turn = False
+        if self._settings.log_job_events:
+            self._log.info("job.started", type=lease.type, limit_wait_s=waited, **lease.describe())
         return await execute(task, lease, ctx, self._settings, self.threads)
 
     def _after_stop(self, running: Running) -> Result | None:
         lease = running.lease
         if running.stop is Stop.CANCEL:
-            self._log.info("job.cancelled", job=lease.job_id)
+            self._log.info("job.cancelled", **lease.describe())
             return Result(
                 lease, Outcome.CANCELLED, error_json("Cancelled", "cancelled while running")
             )
@@ -147,6 +165,6 @@ class Attempts:
         else:
             self._counters.lost += 1
             self._log.warning(
-                "lease.lost", job=lease.job_id, note="another worker owns it; stopped"
+                "lease.lost", note="another worker owns it; stopped", **lease.describe()
             )
         return None

@@ -25,6 +25,11 @@ class FailPayload(BaseModel):
     message: str = "failed on purpose"
 
 
+class CallApiPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ms: float = Field(default=200.0, ge=0, le=600_000)
+
+
 class CpuPayload(BaseModel):
     model_config = ConfigDict(extra="forbid")
     ms: float = Field(default=100.0, ge=0, le=600_000)
@@ -49,6 +54,13 @@ async def sleep(ctx: Context, payload: SleepPayload) -> dict[str, float]:
 @task
 async def fail(ctx: Context, payload: FailPayload) -> None:
     raise RuntimeError(payload.message)
+
+
+@task(rate_limited=True)
+async def call_api(ctx: Context, payload: CallApiPayload) -> dict[str, float]:
+    """A call to someone else's API taking ``ms``: waits for a turn of GLOBAL_RPM_LIMIT first."""
+    await asyncio.sleep(payload.ms / 1000)
+    return {"ms": payload.ms}
 
 
 @task

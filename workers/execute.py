@@ -63,7 +63,7 @@ async def execute(
     """
     if task is None:
         # retried: in a rolling deploy the next worker to lease it may know the type
-        log.error("job.unknown_task", job=lease.job_id, type=lease.type)
+        log.error("job.unknown_task", type=lease.type, **lease.describe())
         message = f"no task named {lease.type!r} in this worker"
         return _retryable(lease, error_json("UnknownTask", message), settings)
     try:

@@ -28,11 +28,13 @@ class FinishBatcher:
         renewal: LeaseRenewal,
         counters: Counters,
         log: structlog.typing.FilteringBoundLogger,
+        job_events: bool = True,
     ) -> None:
         self._client = leases
         self._renewal = renewal
         self._counters = counters
         self._log = log
+        self._job_events = job_events
         self._queued: list[Result] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -71,15 +73,16 @@ class FinishBatcher:
             self._renewal.untrack(lease)
             if not ok:
                 self._counters.lost += 1
-                self._log.warning("lease.lost", job=lease.job_id, discarded=result.outcome.value)
+                self._log.warning("lease.lost", discarded=result.outcome.value, **lease.describe())
             elif result.outcome is Outcome.ERROR:
                 self._counters.failed += 1
                 self._log.warning(
                     "job.attempt_failed",
-                    job=lease.job_id,
                     type=lease.type,
-                    attempt=lease.attempt,
                     max_attempts=lease.max_attempts,
                     error=result.data,
+                    **lease.describe(),
                 )
+            elif result.outcome is Outcome.OK and self._job_events:
+                self._log.info("job.succeeded", type=lease.type, **lease.describe())
         self._counters.processed += len(batch)

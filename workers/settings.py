@@ -19,6 +19,11 @@ class WorkerSettings(CoreSettings):
         "keeping their leases, before exiting non-zero and leaving those leases to expire",
     )
     reclaim_interval_s: float = Field(default=2.0, gt=0)
+    log_job_events: bool = Field(
+        default=True,
+        description="one INFO line per job started and succeeded; off for high throughput "
+        "(failures, cancels and lost leases are logged either way)",
+    )
 
     @property
     def queue_list(self) -> list[str]:

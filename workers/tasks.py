@@ -5,6 +5,12 @@
     @task
     async def resize(ctx: Context, payload: ResizeRequest) -> dict: ...
 
+    @task(rate_limited=True)          # waits for a turn of GLOBAL_RPM_LIMIT
+    async def call_vendor(ctx: Context, payload: dict) -> dict: ...
+
+    @task(limit="openai")             # waits for a turn of the limiter LIMITS names openai
+    async def summarise(ctx: Context, payload: dict) -> dict: ...
+
 A task is an ``async def`` or a plain ``def`` (run in the worker's threads) taking a context and
 the payload. When the payload parameter is annotated with a pydantic model the payload is validated
 first (a missing payload means the model's defaults), and a validation failure is not retried.
@@ -23,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from redis.asyncio import Redis
 
 from app.core.errors import NonRetryable
+from app.core.keys import GLOBAL_LIMITER
 from workers.threads import TaskThreads
 
 
@@ -54,6 +61,9 @@ class Task:
     is_async: bool
     """Runs on the event loop; otherwise in the worker's threads."""
     payload_model: type[BaseModel] | None
+    limit: str | None = None
+    """The rate limiter whose turn each attempt waits for before its code starts: ``global``
+    (``GLOBAL_RPM_LIMIT``) or a name from ``LIMITS``; None: not rate-limited."""
 
     def parse(self, payload: Any) -> Any:
         """The payload as the task expects it (``None``: the model's defaults); NonRetryable
@@ -129,13 +139,34 @@ class TaskRegistry:
     def task(self, fn: TaskFn, /) -> TaskFn: ...
     @overload
     def task(
-        self, fn: None = None, /, *, name: str | None = None
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        rate_limited: bool = False,
+        limit: str | None = None,
     ) -> Callable[[TaskFn], TaskFn]: ...
 
     def task(
-        self, fn: TaskFn | None = None, /, *, name: str | None = None
+        self,
+        fn: TaskFn | None = None,
+        /,
+        *,
+        name: str | None = None,
+        rate_limited: bool = False,
+        limit: str | None = None,
     ) -> TaskFn | Callable[[TaskFn], TaskFn]:
-        """Register ``fn`` under ``name`` (default: the function's name). Returns ``fn``."""
+        """Register ``fn`` under ``name`` (default: the function's name). Returns ``fn``.
+
+        ``rate_limited=True``: each attempt waits for a turn of the global limiter
+        (``GLOBAL_RPM_LIMIT``); ``limit="openai"``: of the named limiter from ``LIMITS``.
+        The wait holds a slot and the lease (extended as usual), but not the job's timeout."""
+        if rate_limited and limit is not None:
+            raise TaskDefinitionError(
+                f"give rate_limited=True (the global limiter) or limit={limit!r}, not both"
+            )
+        chosen = GLOBAL_LIMITER if rate_limited else limit
 
         def register(fn: TaskFn) -> TaskFn:
             key = name or fn.__name__
@@ -144,7 +175,7 @@ class TaskRegistry:
                     f"task name {key!r} is registered twice: by {_where(first)} and by "
                     f"{_where(fn)}; give one of them another name (@task(name=...))"
                 )
-            self._tasks[key] = Task(key, fn, _runs_on_loop(fn), _payload_model(fn))
+            self._tasks[key] = Task(key, fn, _runs_on_loop(fn), _payload_model(fn), chosen)
             return fn
 
         return register(fn) if fn is not None else register
@@ -154,6 +185,10 @@ class TaskRegistry:
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._tasks))
+
+    def limits(self) -> dict[str, str]:
+        """Task name -> the limiter it waits for, for the rate-limited tasks."""
+        return {name: t.limit for name, t in sorted(self._tasks.items()) if t.limit is not None}
 
 
 registry = TaskRegistry()

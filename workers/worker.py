@@ -16,9 +16,11 @@ import structlog
 from redis.asyncio import Redis
 
 from app.core.leases import LeaseClient
+from app.core.limiter import Limiter
 from app.core.queue import Queue
 from workers.attempts import Attempts, Stop
 from workers.finisher import FinishBatcher
+from workers.limits import Turns, check_limits
 from workers.loops import LoopRunner, Step
 from workers.presence import Counters, Presence, new_worker_id
 from workers.reclaim import Reclaimer
@@ -48,6 +50,8 @@ class Worker:
         tasks: TaskRegistry,
         worker_id: str | None = None,
     ) -> None:
+        rates = settings.rates
+        check_limits(tasks, rates)
         self.settings = settings
         self.tasks = tasks
         self.id = worker_id or new_worker_id()
@@ -57,9 +61,20 @@ class Worker:
         self.counters = Counters()
         self.leases = LeaseClient(redis, settings, self.id)
         self.renewal = LeaseRenewal(self.leases)
-        self.finisher = FinishBatcher(self.leases, self.renewal, self.counters, self.log)
+        self.finisher = FinishBatcher(
+            self.leases, self.renewal, self.counters, self.log, settings.log_job_events
+        )
+        self.limiter = Limiter(redis, self.leases.keys, rates)
         self.attempts = Attempts(
-            self.id, redis, settings, tasks, self.renewal, self.finisher, self.counters, self.log
+            self.id,
+            redis,
+            settings,
+            tasks,
+            self.renewal,
+            self.finisher,
+            self.counters,
+            self.log,
+            Turns(self.limiter, self.log),
         )
         self.presence = Presence(self.leases, settings, self.counters)
         self.runner = LoopRunner(self.log, self._create_groups)
@@ -169,7 +184,11 @@ class Worker:
     async def _drain(self) -> None:
         """Let attempts finish for up to the grace period, then stop the rest. A sync task's
         thread cannot be stopped: its lease is kept (and extended) while it runs, up to a limit
-        after which it is abandoned to expire, never released while its code still runs."""
+        after which it is abandoned to expire, never released while its code still runs. An
+        attempt still waiting for its rate-limit turn has not started: it is released at once."""
+        for running in self.attempts.running():
+            if running.waiting_turn:
+                self.attempts.stop(running, Stop.SHUTDOWN)
         tasks = [r.task for r in self.attempts.running() if r.task is not None]
         if tasks:
             self.log.info(

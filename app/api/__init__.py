@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from app.api import docs, health, jobs, openapi, queues
+from app.api import docs, health, jobs, metrics, openapi, queues
 from app.api.middleware import error_middleware, log_middleware
 from app.api.settings import ApiSettings
 from app.api.state import QUEUE, SETTINGS
@@ -33,6 +33,7 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
     queues.add_routes(app)
     openapi.add_routes(app)
     docs.add_routes(app)
+    metrics.setup(app)
     return app
 
 

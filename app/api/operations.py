@@ -196,8 +196,9 @@ ROUTES: tuple[Operation, ...] = (
         "Queue and tenant figures",
         "service",
         (Reply(200, "JSON figures.", w.Metrics),),
-        (401, 503),
+        (503,),
         extra_media={"text/plain": "Prometheus text, when the client asks for text/plain."},
+        public=True,
     ),
     Operation(
         "get",

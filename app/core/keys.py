@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 GROUP = "workers"
 """The consumer group every queue stream is read through."""
+GLOBAL_LIMITER = "global"
+"""Name of the limiter ``GLOBAL_RPM_LIMIT`` configures; no named limiter may take it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +74,27 @@ class Keys:
         return f"{self.prefix}:workers:seen"
 
     @property
+    def metrics(self) -> str:
+        """Hash of fleet-wide counters (jobs ended per queue, status and tenant, job durations,
+        leases lost, entries reclaimed), kept by the scripts in the call that changes state."""
+        return f"{self.prefix}:metrics"
+
+    @property
     def queues(self) -> str:
         """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"
+
+    # -- rate limiters (GCRA, app/core/limiter.py): the global one and the named ones ----------
+
+    def limiter(self, name: str) -> str:
+        """String: the limiter's theoretical arrival time (ms, server clock); ``P:rpm`` for the
+        global limiter, ``P:limit:<name>`` for a named one."""
+        return f"{self.prefix}:rpm" if name == GLOBAL_LIMITER else f"{self.prefix}:limit:{name}"
+
+    def limiter_starts(self, name: str) -> str:
+        """Sorted set of the turns the limiter granted over its last period, scored by their time:
+        its usage, as the scaler and the metrics read it."""
+        return f"{self.limiter(name)}:starts"
 
     # -- the scaler's shared record (DESIGN §7): leader lock, memory, decision log -------------
 

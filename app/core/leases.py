@@ -37,6 +37,7 @@ class Lease:
     payload: str
     timeout_s: float
     max_attempts: int
+    tenant: str = ""
 
     @property
     def attempt(self) -> int:
@@ -44,6 +45,15 @@ class Lease:
 
     def fence(self) -> list[str]:
         return [self.queue, self.entry, self.job_id, self.token]
+
+    def describe(self) -> dict[str, str | int]:
+        """The fields that name this attempt in log lines."""
+        return {
+            "job_id": self.job_id,
+            "queue": self.queue,
+            "tenant": self.tenant,
+            "attempt": self.attempt,
+        }
 
 
 class Outcome(StrEnum):
@@ -79,7 +89,9 @@ class Claimed:
 def _lease(row: list[str | None], settings: CoreSettings) -> Lease:
     """A lease from a script's row. A damaged job record must not stop a worker: a field that
     is missing or not a number reads as the default, and the attempt fails on its own terms."""
-    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts = (x or "" for x in row)
+    entry, job_id, queue, token, type_, payload, timeout_s, max_attempts, tenant = (
+        x or "" for x in [*row, None][:9]
+    )
     return Lease(
         entry,
         job_id,
@@ -89,6 +101,7 @@ def _lease(row: list[str | None], settings: CoreSettings) -> Lease:
         payload,
         _number(float, timeout_s, settings.default_timeout_s),
         _number(int, max_attempts, settings.default_max_attempts),
+        tenant,
     )
 
 

@@ -9,13 +9,15 @@ from typing import Any
 
 import orjson
 
+from app.core.keys import GLOBAL_LIMITER
+from app.core.limiter import Limiter
 from app.core.queue import Queue, QueueStats
 
 
 @dataclass(frozen=True, slots=True)
 class LimiterUsage:
     used: int
-    """Requests counted against the global limit over the last minute."""
+    """Starts counted against the global limit over its period (a minute)."""
     limit: int
 
 
@@ -30,13 +32,13 @@ class ScalerReadings:
 
 
 async def limiter_usage(queue: Queue) -> LimiterUsage | None:
-    """The global RPM limiter's usage, or None when there is no limiter data.
-
-    The limiter (``P:rpm``, GCRA) is not built yet, so there is never data: the scaler reports
-    the usage as unknown and the limiter never vetoes a scale-up. This is the one place to read
-    it once it lands.
-    """
-    return None
+    """The global RPM limiter's usage (``P:rpm``), or None when ``GLOBAL_RPM_LIMIT`` is 0: no
+    limit, so it never vetoes a scale-up."""
+    rates = queue.settings.rates
+    if GLOBAL_LIMITER not in rates:
+        return None
+    usage = await Limiter(queue.redis, queue.keys, rates).usage(GLOBAL_LIMITER)
+    return LimiterUsage(usage.used, usage.limit)
 
 
 async def read_scaler_inputs(

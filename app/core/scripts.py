@@ -74,6 +74,7 @@ class Scripts:
             keys.queues,
             keys.workers,
             keys.workers_seen,
+            keys.metrics,
         ]
         self._head: list[str | int] = [
             keys.job_prefix,

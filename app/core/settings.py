@@ -10,6 +10,9 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from redis.asyncio import Redis
 
+from app.core.errors import InvalidRequest
+from app.core.keys import GLOBAL_LIMITER
+from app.core.rates import Rate, parse_limits
 from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, connect
 
 
@@ -44,6 +47,14 @@ class CoreSettings(BaseSettings):
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
     log_level: str = "info"
+    global_rpm_limit: int = Field(default=60, ge=0)
+    """Starts of rate-limited tasks per period across the whole fleet; 0: no global limit."""
+    global_rpm_burst: int = Field(default=0, ge=0)
+    """Starts allowed at once beyond the steady rate (after a quiet spell)."""
+    global_rpm_period_s: float = Field(default=60.0, gt=0)
+    """The window GLOBAL_RPM_LIMIT counts over: a minute, shorter only for tests."""
+    limits: str = ""
+    """Named limiters, ``name:count/unit[+burst]`` comma-separated, e.g. ``openai:60/m``."""
 
     @field_validator("key_prefix")
     @classmethod
@@ -55,6 +66,25 @@ class CoreSettings(BaseSettings):
                 " one slot and the Lua scripts stay legal on a cluster"
             )
         return prefix
+
+    @field_validator("limits")
+    @classmethod
+    def _limits_parse(cls, limits: str) -> str:
+        try:
+            parse_limits(limits)
+        except InvalidRequest as exc:
+            raise ValueError(str(exc)) from None
+        return limits
+
+    @property
+    def rates(self) -> dict[str, Rate]:
+        """Every configured limiter by name: the global one (unless 0) and the named ones."""
+        rates = parse_limits(self.limits)
+        if self.global_rpm_limit:
+            rates[GLOBAL_LIMITER] = Rate(
+                self.global_rpm_limit, self.global_rpm_period_s, self.global_rpm_burst
+            )
+        return rates
 
     def connect_redis(self, url: str | None = None) -> Redis:
         """A client of ``url`` (default ``REDIS_URL``) with these settings' timeouts."""

@@ -32,3 +32,16 @@ def tracked_sync(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
         runs = int(client.hincrby(RUNS, ctx.job_id, 1))
     time.sleep(payload.get("first_seconds", 0) if runs == 1 else payload.get("seconds", 0))
     return {"worker": ctx.worker_id, "attempt": ctx.attempt}
+
+
+STARTS = "tide-test:starts"
+"""List of the times (s, this host's clock) at which ``limited`` began its code."""
+
+
+@task(rate_limited=True)
+async def limited(ctx: Context, payload: dict[str, Any]) -> dict[str, Any]:
+    """Waits for a turn of the global limiter, then records when it started and counts its runs."""
+    started = time.time()
+    await ctx.redis.rpush(STARTS, repr(started))
+    await ctx.redis.hincrby(RUNS, ctx.job_id, 1)
+    return {"worker": ctx.worker_id}

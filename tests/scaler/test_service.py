@@ -146,7 +146,7 @@ async def test_health_is_503_before_the_first_poll_then_has_the_designs_fields(
         "workers": 3,
         "maxWorkers": 4,
         "queueDepth": 45,
-        "rpmUsage": None,
+        "rpmUsage": 0,  # the global limiter's usage, read from Redis
         "rpmLimit": 60,
     }
 
@@ -169,12 +169,12 @@ async def test_metrics_has_the_designs_fields_as_json_and_as_prometheus_text(
         "workers_max": 4,
         "queue_pending": 45,
         "queue_processing": 0,
-        "rpm_used": None,
+        "rpm_used": 0,
         "rpm_limit": 60,
     }
     assert "# TYPE tide_scaler_workers_current gauge\ntide_scaler_workers_current 3\n" in text
     assert "tide_scaler_queue_pending 45\n" in text
-    assert "rpm_used" not in text  # no limiter data: left out, never a made-up number
+    assert "tide_scaler_rpm_used 0\n" in text
     assert [d["desired"] for d in logged["decisions"]] == [3]
 
 

@@ -192,7 +192,10 @@ async def test_an_unknown_task_type_is_a_retryable_failure_logged_as_an_error(
     assert {
         "event": "job.unknown_task",
         "log_level": "error",
-        "job": "job-1",
+        "job_id": "job-1",
+        "queue": "default",
+        "tenant": "",
+        "attempt": 1,
         "type": "nobody_knows",
     } in logs
 

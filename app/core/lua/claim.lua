@@ -24,4 +24,7 @@ for _, entry in ipairs(r[2]) do
     end
   end
 end
+if #out > 0 then
+  tally('reclaimed', #out)
+end
 return done({r[1], out, r[3] or {}, own})

@@ -21,6 +21,7 @@ for i = 1, #r, 7 do
   if f then
     drop_entry(stream, eid)
     local tenant = f[4]
+    observe_duration(queue, math.max(0, now - (tonumber(f[7]) or now)) / 1000)
     if outcome == 'ok' then
       redis.call('HDEL', key, 'error', 'cancel') -- a success leaves no earlier error or request
       terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
@@ -36,6 +37,7 @@ for i = 1, #r, 7 do
   elseif seen[1] and seen[3] == consumer and seen[2] == token then
     out[#out + 1] = 2 -- no longer running, yet still this attempt's: its outcome was recorded
   else
+    tally('lease_lost')
     out[#out + 1] = 0
   end
 end

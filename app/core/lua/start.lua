@@ -1,6 +1,7 @@
 -- start.lua: begin attempts on entries this consumer has just leased with XREADGROUP.
 -- ARGV[FIRST] consumer, +1 records of three fields per entry: queue, entry id, job id
--- Returns the started jobs: {entry, id, queue, token, type, payload, timeout_s, max_attempts}
+-- Returns the started jobs: {entry, id, queue, token, type, payload, timeout_s, max_attempts,
+--   tenant}
 --!include transitions
 local consumer = ARGV[FIRST]
 local now = now_ms()

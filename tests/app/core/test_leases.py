@@ -52,7 +52,7 @@ async def test_start_begins_the_first_attempt(
 
     before = await server_ms(any_redis)
     (lease,) = await worker.start(entries)
-    assert lease == Lease(stored, job.id, "default", "1", "echo", '{"a":1}', 7.0, 4)
+    assert lease == Lease(stored, job.id, "default", "1", "echo", '{"a":1}', 7.0, 4, "public")
     assert lease.attempt == 1
     running = await queue.get(job.id)
     assert running is not None

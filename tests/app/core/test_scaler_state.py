@@ -9,11 +9,13 @@ import time
 import orjson
 from redis.asyncio import Redis
 
-from app.core.keys import Keys
+from app.core.keys import GLOBAL_LIMITER, Keys
+from app.core.limiter import Limiter
 from app.core.models import JobSpec
 from app.core.queue import Queue
-from app.core.scaler_signals import read_scaler_inputs
+from app.core.scaler_signals import LimiterUsage, limiter_usage, read_scaler_inputs
 from app.core.scaler_state import ScalerRecord
+from app.core.settings import CoreSettings
 from tests.app.conftest import MakeLeases, take
 
 TTL_MS = 300
@@ -108,11 +110,23 @@ async def test_readings_count_waiting_running_due_delayed_and_live_workers(
     assert [(s.queue, s.waiting, s.running) for s in readings.queues] == [("default", 3, 2)]
     assert readings.due_delayed == 0
     assert readings.workers == [{"host": "h", "busy": 2}]
-    assert readings.limiter is None  # no global limiter yet: never invented numbers
+    assert readings.limiter == LimiterUsage(used=0, limit=60)  # GLOBAL_RPM_LIMIT's default
 
     every = await read_scaler_inputs(queue, None, now_ms + 3_600_001)
     assert [s.queue for s in every.queues] == ["default", "other"]
     assert every.due_delayed == 1
+
+
+async def test_the_global_limiters_usage_is_the_turns_it_granted_and_none_when_off(
+    any_redis: Redis, settings: CoreSettings
+) -> None:
+    limited = Queue(any_redis, settings.model_copy(update={"global_rpm_limit": 30}))
+    limiter = Limiter(any_redis, limited.keys, limited.settings.rates)
+    for _ in range(3):
+        await limiter.take(GLOBAL_LIMITER, horizon_s=0)  # only turns due now: one
+    assert await limiter_usage(limited) == LimiterUsage(used=1, limit=30)
+    off = Queue(any_redis, settings.model_copy(update={"global_rpm_limit": 0}))
+    assert await limiter_usage(off) is None
 
 
 async def test_the_lock_carries_its_ttl(any_redis: Redis) -> None:

@@ -76,7 +76,38 @@ local function drop_entry(stream, eid)
   ids[#ids + 1] = eid
 end
 
+-- fleet-wide counters for /metrics (app/core/metrics.py reads them): tallied while the script
+-- runs and written by done() as one HINCRBY per distinct field, so a batch of 500 finishes on one
+-- queue costs a handful of commands, and no round trip. Field names join their parts with '\n',
+-- which no queue or tenant name holds.
+local tallies, sums = {}, {}
+local function tally(field, n)
+  tallies[field] = (tallies[field] or 0) + (n or 1)
+end
+
+-- job durations as a histogram: one counter per bucket (its upper bound, in seconds), plus a sum;
+-- keep in step with DURATION_BUCKETS in app/core/metrics.py
+local DURATION_BUCKETS = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800}
+local function observe_duration(queue, seconds)
+  local le = '+Inf'
+  for _, bound in ipairs(DURATION_BUCKETS) do
+    if seconds <= bound then
+      le = tostring(bound)
+      break
+    end
+  end
+  tally('duration\n' .. queue .. '\n' .. le)
+  local field = 'duration_sum\n' .. queue
+  sums[field] = (sums[field] or 0) + seconds
+end
+
 local function done(reply)
+  for field, n in pairs(tallies) do
+    redis.call('HINCRBY', METRICS, field, n)
+  end
+  for field, x in pairs(sums) do
+    redis.call('HINCRBYFLOAT', METRICS, field, string.format('%.6f', x))
+  end
   for stream, ids in pairs(drops) do
     for i = 1, #ids, 500 do
       local last = math.min(i + 499, #ids)

@@ -11,11 +11,14 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
   redis.call('EXPIRE', key, RESULT_TTL)
   emit(id, status, queue, tenant)
   count_finished(queue)
+  tally('jobs\n' .. queue .. '\n' .. status)
+  tally('tenant\n' .. (tenant or '') .. '\n' .. status)
 end
 
 local function dead_letter(key, id, queue, tenant, err, attempts, now)
   redis.call('XADD', DEAD .. queue, 'MAXLEN', '~', DEAD_MAXLEN, '*',
     'job', id, 'error', err, 'attempts', attempts)
+  tally('dead_lettered\n' .. queue)
   terminate(key, id, 'failed', queue, tenant, now, 'error', err)
 end
 
@@ -66,5 +69,5 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_at', fmt(now),
     'worker', consumer)
   emit(id, 'running', queue, f[7])
-  return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3]}
+  return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3], f[7]}
 end
