@@ -33,6 +33,8 @@ class Script(StrEnum):
     FINISH = "finish"
     RELEASE = "release"
     CANCEL = "cancel"
+    RETRY = "retry"
+    LIST_JOBS = "list_jobs"
     MOVE_DUE = "move_due"
     STATS = "stats"
     REGISTER = "register"
@@ -83,6 +85,7 @@ class Scripts:
             settings.events_max_changes,
             settings.dead_maxlen,
             settings.result_ttl_s,
+            keys.tenant_prefix,
         ]
         self._scripts = {name: redis.register_script(source(name)) for name in Script}
 
