@@ -121,9 +121,13 @@ class Keys:
         """Hash job, fingerprint of a tenant's ``Idempotency-Key``; expires."""
         return f"{self.idempotency_prefix}{tenant}:{key}"
 
+    @property
+    def api_key_prefix(self) -> str:
+        return f"{self.prefix}:apikey:"
+
     def api_key(self, digest: str) -> str:
         """Hash of an API key found by its SHA-256 digest: tenant, key id, admin, limits."""
-        return f"{self.prefix}:apikey:{digest}"
+        return self.api_key_prefix + digest
 
     @property
     def api_key_ids(self) -> str:

@@ -108,14 +108,19 @@ class Queue:
 
     async def admit_many(self, requests: Sequence[SubmitRequest]) -> list[Admitted | TideError]:
         """Admit independent requests in ONE script call, each with its own verdict: what a
-        refused one would have raised is its entry. An invalid spec (:class:`InvalidRequest`)
-        raises before anything is sent; the caller checks specs first when that must not sink
-        the other requests."""
-        batch = [
-            (request, [self._submit_row(spec, "") for spec in request.specs])
-            for request in requests
-        ]
-        return await self._admit(batch)
+        refused one would have raised (an invalid spec too) is its entry."""
+        results: list[Admitted | TideError | None] = []
+        batch = []
+        for request in requests:
+            try:
+                rows = [self._submit_row(spec, "") for spec in request.specs]
+            except InvalidRequest as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+                batch.append((request, rows))
+        admitted = iter(await self._admit(batch) if batch else [])
+        return [result or next(admitted) for result in results]
 
     async def _admit(
         self, batch: Sequence[tuple[SubmitRequest, list[list[Any]]]]

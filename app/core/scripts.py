@@ -35,6 +35,8 @@ class Script(StrEnum):
     CANCEL = "cancel"
     RETRY = "retry"
     LIST_JOBS = "list_jobs"
+    APIKEY_CREATE = "apikey_create"
+    APIKEY_REVOKE = "apikey_revoke"
     MOVE_DUE = "move_due"
     STATS = "stats"
     REGISTER = "register"
