@@ -55,7 +55,8 @@ class Authenticator:
         ]
         self.public = Principal(PUBLIC_TENANT, False, self.defaults)
         self._cache: dict[str, tuple[float, Principal | None]] = {}
-        self._enabled: tuple[float, bool] = (0.0, bool(self.env))
+        self._on = bool(self.env)
+        self._checked_until = 0.0
 
     def _principal(self, key: ApiKey) -> Principal:
         limits = Limits(
@@ -65,15 +66,13 @@ class Authenticator:
         return Principal(key.tenant, key.admin, limits, key.key_id)
 
     async def enabled(self) -> bool:
-        """Auth is on while any key exists: in the environment, or in Redis (checked at most
-        once per ``KEY_CACHE_S``, so a first ``tide keys create`` turns it on)."""
-        if self.env:
-            return True
-        until, on = self._enabled
-        if time.monotonic() >= until:
-            on = await self.store.any()
-            self._enabled = (time.monotonic() + self.settings.key_cache_s, on)
-        return on
+        """Auth is on once any key exists: in the environment, or in Redis (looked for at most
+        once per ``KEY_CACHE_S``, so a first ``tide keys create`` turns it on). Once on, it
+        stays on: revoking the last key must not open the API to everyone."""
+        if not self._on and time.monotonic() >= self._checked_until:
+            self._on = await self.store.any()
+            self._checked_until = time.monotonic() + self.settings.key_cache_s
+        return self._on
 
     async def principal(self, secret: str | None) -> Principal:
         if not await self.enabled():

@@ -19,16 +19,11 @@ local now = now_ms()
 local created = fmt(now)
 local horizon = now - tonumber(RESULT_TTL) * 1000
 local queues, made, grown = {}, {}, {} -- made: tenant -> jobs of this request; grown: indexes
-local claimed = {} -- idempotency keys taken earlier in this call: {id, fingerprint}
 
--- the job an idempotency key already names: {id, fingerprint} or nil
+-- the job an idempotency key already names, by an earlier call or an earlier request of this
+-- one: {id, fingerprint} or nil
 local function prior(tenant, key)
-  local full = IDEM .. tenant .. ':' .. key
-  local mine = claimed[full]
-  if mine then
-    return mine
-  end
-  local f = redis.call('HMGET', full, 'job', 'fp')
+  local f = redis.call('HMGET', IDEM .. tenant .. ':' .. key, 'job', 'fp')
   if f[1] then
     return {f[1], f[2]}
   end
@@ -98,7 +93,6 @@ local function create(i)
     redis.call('HSET', JOB .. id, 'idempotency_key', key)
     redis.call('HSET', full, 'job', id, 'fp', r[i + 10])
     redis.call('EXPIRE', full, IDEM_TTL)
-    claimed[full] = {id, r[i + 10]}
   end
   redis.call('ZADD', TENANT .. tenant .. ':jobs', now, id)
   made[tenant] = (made[tenant] or 0) + 1

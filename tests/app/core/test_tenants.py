@@ -308,3 +308,11 @@ async def test_the_index_keeps_at_most_its_cap(any_redis: Redis, queue: Queue) -
 async def test_a_cursor_not_handed_out_is_an_invalid_request(queue: Queue, cursor: str) -> None:
     with pytest.raises(InvalidRequest, match="cursor"):
         await queue.list_jobs("acme", cursor=cursor or "x")
+
+
+async def test_one_key_twice_in_one_request_creates_one_job(any_redis: Redis, queue: Queue) -> None:
+    spec = JobSpec(type="t", tenant="acme", idempotency_key="k1")
+    admitted = await queue.admit(SubmitRequest([spec, spec]))
+    assert admitted.jobs[0].id == admitted.jobs[1].id
+    assert admitted.replayed == [False, True]
+    assert await job_count(any_redis, queue) == 1
