@@ -6,6 +6,7 @@ Each test runs on fakeredis and on a real redis-server (``any_redis``)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from app.api.settings import ApiSettings
 from app.core.apikeys import ApiKeyStore
 from app.core.leases import LeaseClient, Outcome, Result
 from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.dev.redis_server import RedisServer
 from tests.helpers import ApiClient, assert_error
 
 ACME = "acme-secret-0123456789"
@@ -355,3 +358,36 @@ async def test_retry_runs_a_failed_or_cancelled_job_again_and_refuses_others(
         assert (again["status"], again["attempts"], again["error"]) == ("pending", 0, None)
     response = await api.post(f"/v1/jobs/{failed['id']}/retry", headers=key(ACME))
     await assert_error(response, 409, "job_conflict")
+
+
+# -- Redis down ---------------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_while_redis_is_down_requests_are_503_and_the_api_recovers_by_itself(
+    redis_server: RedisServer, keyed_settings: ApiSettings, make_client: MakeClient
+) -> None:
+    del redis_server  # only to skip or fail clearly where no redis-server is installed
+    own = RedisServer()
+    own.start()
+    redis = connect(own.url, socket_timeout_s=2, connect_timeout_s=0.5)
+    try:
+        settings = keyed_settings.model_copy(update={"key_cache_s": 0})
+        api = await make_client(create_app(settings, Queue(redis, settings)))
+        await submit(api)
+        own.kill()
+        for method, path in [("POST", "/v1/jobs"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/x")]:
+            response = await api.request(method, path, json={"type": "t"}, headers=key(ACME))
+            error = await assert_error(response, 503, "redis_unavailable")
+            assert "Redis" in error["message"]
+            assert response.headers["Retry-After"]
+        assert (await api.get("/health")).status == 503
+        own.start()
+        deadline = time.monotonic() + 10
+        while (await api.post("/v1/jobs", json={"type": "t"}, headers=key(ACME))).status != 201:
+            assert time.monotonic() < deadline, "the API did not recover"
+            await asyncio.sleep(0.05)
+        assert (await api.get("/health")).status == 200
+    finally:
+        await redis.aclose()
+        own.stop()
