@@ -17,7 +17,6 @@ local IDEM, IDEM_TTL, INDEX_MAX = ARGV[FIRST], ARGV[FIRST + 1], tonumber(ARGV[FI
 local r = records(ARGV[FIRST + 3])
 local now = now_ms()
 local created = fmt(now)
-local horizon = now - tonumber(RESULT_TTL) * 1000
 local queues, made, grown = {}, {}, {} -- made: tenant -> jobs of this request; grown: indexes
 
 -- the job an idempotency key already names, by an earlier call or an earlier request of this
@@ -99,11 +98,11 @@ local function create(i)
   return {id, status, created, status == 'scheduled' and value or '', 0}
 end
 
--- the recent-jobs index keeps what a listing can still show: entries no older than the
--- results, and at most INDEX_MAX of them; a tenant quiet for that long leaves no index behind
+-- the recent-jobs index keeps at most INDEX_MAX entries, and a tenant quiet for RESULT_TTL
+-- (when its every job record has expired) leaves no index behind. Entries of expired records
+-- in between are dropped by the listing that meets them (list_jobs.lua).
 local function trim_index(tenant)
   local index = TENANT .. tenant .. ':jobs'
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. fmt(horizon))
   redis.call('EXPIRE', index, RESULT_TTL)
   local over = redis.call('ZCARD', index) - INDEX_MAX
   if over > 0 then
