@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import reprlib
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
