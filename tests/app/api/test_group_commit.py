@@ -24,7 +24,10 @@ def queue(any_redis: Redis, settings: CoreSettings) -> Queue:
     return Queue(any_redis, settings)
 
 
-def single(tenant: str, limits: Limits = Limits(), **fields: object) -> SubmitRequest:
+UNLIMITED = Limits()
+
+
+def single(tenant: str, limits: Limits = UNLIMITED, **fields: object) -> SubmitRequest:
     return SubmitRequest([JobSpec(type="t", tenant=tenant, **fields)], limits)  # type: ignore[arg-type]
 
 
