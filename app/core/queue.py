@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 from uuid_utils import uuid7
 
-from app.core.errors import InvalidRequest, JobNotFound, TideError, raise_refusal, refusal
+from app.core.errors import InvalidRequest, JobConflict, TideError, raise_refusal, refusal
 from app.core.keys import Keys
 from app.core.models import Job, JobSpec, JobStatus, checked, encode_payload
 from app.core.scripts import Script, Scripts, pack
@@ -171,14 +171,18 @@ class Queue:
         return Admitted([job for job in jobs if job is not None], replayed, quota)
 
     async def _read(self, job_ids: Sequence[str]) -> list[Job]:
-        """The records of jobs an idempotency key names; one that has expired since is gone."""
+        """The records of jobs an idempotency key names. One whose record has expired since (its
+        result outlived ``RESULT_TTL_S``, the key not yet) is a :class:`JobConflict`: the key
+        cannot create another, and the original is gone."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hgetall(self.keys.job(job_id))
             rows = await pipe.execute()
         for job_id, fields in zip(job_ids, rows, strict=True):
             if not fields:
-                raise JobNotFound(f"job {job_id} of this idempotency key has expired")
+                raise JobConflict(
+                    f"the job {job_id} this idempotency key created has expired; use a new key"
+                )
         return [Job.from_hash(fields) for fields in rows]
 
     def _submit_row(self, spec: JobSpec, label: str) -> list[Any]:

@@ -20,7 +20,7 @@ from app.core.errors import (
 from app.core.leases import Outcome, Result
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
-from app.core.tenants import Limits, SubmitRequest, fingerprint
+from app.core.tenants import Limits, SubmitRequest, Usage, fingerprint, usage
 from tests.app.conftest import LEASE_S, MakeLeases, take
 
 
@@ -316,3 +316,23 @@ async def test_one_key_twice_in_one_request_creates_one_job(any_redis: Redis, qu
     assert admitted.jobs[0].id == admitted.jobs[1].id
     assert admitted.replayed == [False, True]
     assert await job_count(any_redis, queue) == 1
+
+
+async def test_a_replay_of_a_job_whose_record_expired_is_a_conflict(
+    any_redis: Redis, queue: Queue
+) -> None:
+    spec = JobSpec(type="t", tenant="acme", idempotency_key="k1")
+    job = await queue.submit(spec)
+    await any_redis.delete(queue.keys.job(job.id))
+    with pytest.raises(JobConflict, match="expired"):
+        await queue.submit(spec)
+
+
+async def test_usage_reads_a_tenants_active_jobs_and_its_last_minute(
+    any_redis: Redis, queue: Queue
+) -> None:
+    await queue.admit(SubmitRequest(jobs(3), Limits(rpm=10)))
+    seconds, _ = await any_redis.time()
+    assert await usage(any_redis, queue.keys, "acme", seconds) == Usage("acme", 3, 3)
+    assert await usage(any_redis, queue.keys, "acme", seconds + 61) == Usage("acme", 3, 0)
+    assert await usage(any_redis, queue.keys, "nobody", seconds) == Usage("nobody", 0, 0)
