@@ -35,7 +35,6 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
         _use_queue(app, queue)
     else:
         app.cleanup_ctx.append(_own_queue)
-    app.on_startup.append(_warn_if_auth_off)
     health.add_routes(app)
     jobs.add_routes(app)
     return app
@@ -63,5 +62,8 @@ async def _warn_if_auth_off(app: web.Application) -> None:
 
 
 async def start(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve ``app`` with its settings' shutdown grace; the caller awaits ``runner.cleanup()``."""
-    return await serve(app, host, port, app[SETTINGS].shutdown_grace_s)
+    """Serve ``app`` with its settings' shutdown grace; the caller awaits ``runner.cleanup()``.
+    Once it listens, an API open to anyone (no key configured) says so."""
+    runner = await serve(app, host, port, app[SETTINGS].shutdown_grace_s)
+    await _warn_if_auth_off(app)
+    return runner

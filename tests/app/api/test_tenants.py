@@ -10,12 +10,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from app.api import create_app
+from app.api import create_app, start
 from app.api.settings import ApiSettings
 from app.core.apikeys import ApiKeyStore
 from app.core.leases import LeaseClient, Outcome, Result
@@ -109,12 +110,18 @@ async def test_a_revoked_key_works_at_most_key_cache_s_longer(
 async def test_with_no_key_anywhere_auth_is_off_with_a_warning_at_start(
     queue: Queue, api_settings: ApiSettings, make_client: MakeClient
 ) -> None:
+    app = create_app(api_settings, Queue(queue.redis, api_settings))
     with capture_logs() as logs:
-        api = await make_client(create_app(api_settings, Queue(queue.redis, api_settings)))
-    assert any(e["event"] == "api.auth_off" and e["log_level"] == "warning" for e in logs)
-    response = await api.post("/v1/jobs", json={"type": "t"})
-    assert response.status == 201
-    assert (await response.json())["tenant"] == "public"
+        runner = await start(app, "127.0.0.1", 0)
+    try:
+        assert any(e["event"] == "api.auth_off" and e["log_level"] == "warning" for e in logs)
+        port = runner.addresses[0][1]
+        url = f"http://127.0.0.1:{port}/v1/jobs"
+        async with aiohttp.ClientSession() as session, session.post(url, json={"type": "t"}) as r:
+            assert r.status == 201
+            assert (await r.json())["tenant"] == "public"
+    finally:
+        await runner.cleanup()
 
 
 async def test_a_stored_key_turns_auth_on(
