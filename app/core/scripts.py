@@ -71,7 +71,7 @@ class Scripts:
     """Every script registered on one client, called with the shared KEYS/ARGV head."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoreSettings) -> None:
-        self._keys = [
+        head_keys = [
             keys.delayed,
             keys.events,
             keys.scheduled_counts,
@@ -79,7 +79,7 @@ class Scripts:
             keys.workers,
             keys.workers_seen,
         ]
-        self._head: list[str | int] = [
+        head: list[str | int] = [
             keys.job_prefix,
             keys.queue_prefix,
             keys.dead_prefix,
@@ -89,6 +89,9 @@ class Scripts:
             settings.result_ttl_s,
             keys.tenant_prefix,
         ]
+        # sent with every call: encoded once here rather than by the client at each call
+        self._keys = [key.encode() for key in head_keys]
+        self._head = [str(value).encode() for value in head]
         self._scripts = {name: redis.register_script(source(name)) for name in Script}
 
     async def __call__(self, script: Script, args: list[Any], pipe: Pipeline | None = None) -> Any:
