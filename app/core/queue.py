@@ -24,7 +24,7 @@ from app.core.keys import Keys
 from app.core.models import Job, JobSpec, JobStatus, checked, encode_payload
 from app.core.scripts import Script, Scripts, pack
 from app.core.settings import CoreSettings
-from app.core.tenants import Admitted, Quota, SubmitRequest, fingerprint
+from app.core.tenants import UNLIMITED, Admitted, Quota, SubmitRequest, fingerprint
 
 SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one
@@ -113,7 +113,7 @@ class Queue:
         batch = []
         for request in requests:
             try:
-                rows = [self._submit_row(spec, "") for spec in request.specs]
+                rows = self._request_rows(request)
             except InvalidRequest as exc:
                 results.append(exc)
             else:
@@ -121,6 +121,14 @@ class Queue:
                 batch.append((request, rows))
         admitted = iter(await self._admit(batch) if batch else [])
         return [result or next(admitted) for result in results]
+
+    def _request_rows(self, request: SubmitRequest) -> list[list[Any]]:
+        specs = request.specs
+        if request.limits != UNLIMITED and len({spec.tenant for spec in specs}) > 1:
+            raise InvalidRequest("a request with limits carries the jobs of one tenant")
+        if len(specs) == 1:
+            return [self._submit_row(specs[0], "")]
+        return [self._submit_row(spec, f"job {i}: ") for i, spec in enumerate(specs)]
 
     async def _admit(
         self, batch: Sequence[tuple[SubmitRequest, list[list[Any]]]]

@@ -30,12 +30,16 @@ class Limits:
     max_active: int | None = None
 
 
+UNLIMITED = Limits()
+"""What the core's own callers (``submit``, ``submit_many``) are held to."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubmitRequest:
-    """Jobs of one tenant admitted all together or not at all."""
+    """Jobs admitted all together or not at all; with limits, all of one tenant's."""
 
     specs: Sequence[JobSpec]
-    limits: Limits = Limits()
+    limits: Limits = UNLIMITED
 
 
 @dataclass(frozen=True, slots=True)

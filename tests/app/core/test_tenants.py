@@ -336,3 +336,17 @@ async def test_usage_reads_a_tenants_active_jobs_and_its_last_minute(
     assert await usage(any_redis, queue.keys, "acme", seconds) == Usage("acme", 3, 3)
     assert await usage(any_redis, queue.keys, "acme", seconds + 61) == Usage("acme", 3, 0)
     assert await usage(any_redis, queue.keys, "nobody", seconds) == Usage("nobody", 0, 0)
+
+
+async def test_a_bad_job_in_a_request_is_named_and_stores_nothing(
+    any_redis: Redis, queue: Queue
+) -> None:
+    specs = [*jobs(2), JobSpec(type="t", tenant="acme", max_attempts=0)]
+    with pytest.raises(InvalidRequest, match=r"job 2: .*max_attempts"):
+        await queue.admit(SubmitRequest(specs, Limits(rpm=10)))
+    assert await any_redis.dbsize() == 0
+
+
+async def test_a_limited_request_carries_one_tenants_jobs(queue: Queue) -> None:
+    with pytest.raises(InvalidRequest, match="one tenant"):
+        await queue.admit(SubmitRequest([*jobs(1, "acme"), *jobs(1, "bolt")], Limits(rpm=10)))
