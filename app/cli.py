@@ -23,6 +23,7 @@ DELEGATED: dict[str, tuple[str, str]] = {
     "worker": ("workers.main", "run workers that lease and execute jobs (--tasks, --queues, ...)"),
     "bench": ("app.dev.bench", "measure submit and processing throughput against a Redis"),
     "scaler": ("scaler.main", "grow and shrink the worker fleet from queue depth (SCALER_BACKEND)"),
+    "keys": ("app.api.keys_command", "create, list and revoke API keys (create prints a secret)"),
 }
 """Subcommands whose module parses its own arguments: name -> (module with main(argv), help)."""
 

@@ -33,11 +33,6 @@ TIDE = str(Path(sys.executable).with_name("tide"))
 """The ``tide`` console script of this venv: what a user runs (no ``-m``, so the working
 directory is not on ``sys.path`` by itself)."""
 NOT_BUILT_YET = {
-    # the tenants branch: batch, listing, cancel, retry (the lead empties these after its merge)
-    ("post", "/v1/jobs/batch"),
-    ("get", "/v1/jobs"),
-    ("post", "/v1/jobs/{job_id}/cancel"),
-    ("post", "/v1/jobs/{job_id}/retry"),
     # live updates (DESIGN §5): their own issue
     ("get", "/v1/events"),
     ("post", "/v1/ws/ticket"),

@@ -87,13 +87,14 @@ def validation_details(exc: ValidationError) -> Any:
 
 async def parse_body(request: web.Request, model: type[M]) -> M:
     """The body validated as ``model``; a 422 ``validation_error`` lists each field's problem."""
-    data = await read_json(request)
+    return validated(model, await read_json(request))
+
+
+def validated(model: type[M], data: Any, what: str = "the request body") -> M:
+    """``data`` validated as ``model``, or a 422 ``validation_error`` naming each problem."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(
-            422,
-            "validation_error",
-            "the request body is invalid; see details",
-            validation_details(exc),
+            422, "validation_error", f"{what} is invalid; see details", validation_details(exc)
         ) from None

@@ -4,7 +4,8 @@ Handlers raise; nothing else turns an exception into a response. The mapping:
 
 - :class:`~app.api.responses.ApiError` → its own status and code
 - aiohttp's HTTP errors (unknown route, wrong method, body too large) → their status
-- :mod:`app.core.errors` → 404 / 409 / 422 (see ``TIDE_ERROR_STATUS``)
+- :mod:`app.core.errors` → 404 / 409 / 422 / 429 (see ``TIDE_ERROR_STATUS``); a 429 says when
+  to come back (``Retry-After``, ``RateLimit-*``)
 - Redis unreachable, or refusing writes (out of memory, read-only replica, ``MISCONF``, busy
   with a script, loading its data) → 503 ``redis_unavailable`` with ``Retry-After``, like an
   outage, and a warning without a traceback
@@ -25,8 +26,9 @@ from redis.exceptions import BusyLoadingError, OutOfMemoryError, ReadOnlyError, 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.api.limits import limit_headers
 from app.api.responses import ApiError, error_response
-from app.core.errors import InvalidRequest, JobConflict, JobNotFound, TideError
+from app.core.errors import InvalidRequest, JobConflict, JobNotFound, OverLimit, TideError
 
 log = structlog.get_logger("tide.api")
 
@@ -34,6 +36,7 @@ TIDE_ERROR_STATUS: dict[type[TideError], int] = {
     JobNotFound: 404,
     JobConflict: 409,
     InvalidRequest: 422,
+    OverLimit: 429,
 }
 """HTTP status of each :mod:`app.core.errors` class a handler may raise (subclasses included)."""
 
@@ -117,6 +120,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _from_http_exception(request, exc)
     except TideError as exc:
         status = _tide_status(exc)
+        if isinstance(exc, OverLimit):
+            details = {
+                "limit": exc.limit,
+                "remaining": exc.remaining,
+                "retry_after_s": exc.retry_after_s,
+            }
+            return error_response(429, exc.code, str(exc), details, limit_headers(exc))
         if status is not None:
             return error_response(status, exc.code, str(exc) or exc.code)
         return _internal_error(request, "api.unmapped_error")

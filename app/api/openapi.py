@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app import wire as w
-from app.api import contract as c
 from app.api.operations import ERRORS, HEADERS, JSON, ROUTES, Operation
 from app.api.schemas import TYPE_PATTERN
+from app.core.models import MAX_IDEMPOTENCY_KEY
 from app.process.http import json_response
 
 REF = "#/components/schemas/{model}"
@@ -154,7 +154,7 @@ def _components() -> dict[str, Any]:
                 "schema": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": c.IDEMPOTENCY_KEY_MAX,
+                    "maxLength": MAX_IDEMPOTENCY_KEY,
                     "pattern": TYPE_PATTERN,
                 },
             },

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from app import wire as w
 from app.api import contract as c
+from app.api import schemas as s
 from app.api.schemas import SubmitJob
 
 JSON = "application/json"
@@ -92,7 +93,7 @@ ROUTES: tuple[Operation, ...] = (
             Reply(200, "Every item was a replay of an earlier request.", w.BatchResult, (), QUOTA),
         ),
         SUBMIT_ERRORS,
-        body=c.SubmitBatch,
+        body=s.SubmitBatch,
         description="Admission against the tenant's limits is all or nothing. Each item may "
         "carry its own `idempotency_key`.",
     ),
@@ -104,7 +105,7 @@ ROUTES: tuple[Operation, ...] = (
         "jobs",
         (Reply(200, "One page; follow `next_cursor` for the next.", w.JobPage),),
         (401, 403, 422, 503),
-        query=c.ListJobs,
+        query=s.ListJobs,
     ),
     Operation(
         "get",

@@ -20,7 +20,8 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.models import JobSpec
+from app.core.models import MAX_IDEMPOTENCY_KEY, JobSpec, JobStatus
+from app.core.tenants import TENANT_PATTERN
 
 MAX_DELAY_S = 366 * 86_400
 """A year and a day: further out is almost surely a unit mistake (ms sent as s)."""
@@ -63,10 +64,11 @@ class SubmitJob(BaseModel):
             raise ValueError("give delay_s or run_at, not both")
         return self
 
-    def to_spec(self, tenant: str) -> JobSpec:
+    def to_spec(self, tenant: str, idempotency_key: str | None = None) -> JobSpec:
         """The queue's view of this request, owned by ``tenant``."""
         run_at: datetime | None = self.run_at
         return JobSpec(
+            idempotency_key=idempotency_key,
             type=self.type,
             payload=self.payload,
             queue=self.queue,
@@ -76,3 +78,35 @@ class SubmitJob(BaseModel):
             delay_s=self.delay_s or 0.0,
             run_at=run_at,
         )
+
+
+IdempotencyKey = Annotated[
+    str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=TYPE_PATTERN)
+]
+
+
+class BatchJob(SubmitJob):
+    """One job of ``POST /v1/jobs/batch``: a job body, with its own idempotency key."""
+
+    idempotency_key: IdempotencyKey | None = None
+
+
+class SubmitBatch(BaseModel):
+    """Body of ``POST /v1/jobs/batch``: up to ``BATCH_MAX`` jobs, admitted all or none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    jobs: list[BatchJob] = Field(min_length=1)
+
+
+class ListJobs(BaseModel):
+    """Query of ``GET /v1/jobs``. ``tenant`` is for admin keys (others see only their own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: JobStatus | None = None
+    queue: str | None = Field(default=None, pattern=QUEUE_PATTERN)
+    type: str | None = Field(default=None, min_length=1, max_length=200, pattern=TYPE_PATTERN)
+    limit: int = Field(default=50, ge=1, le=200)
+    cursor: str | None = Field(default=None, min_length=1, max_length=200)
+    tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)

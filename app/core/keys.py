@@ -117,3 +117,44 @@ class Keys:
     def scaler_decisions(self) -> str:
         """Capped stream of the scaler's decisions with their reasons, for the dashboard."""
         return f"{self.prefix}:scaler:decisions"
+
+    # -- tenants (DESIGN §4): API keys, limits, idempotency, the recent-jobs index -------------
+    # Scripts reach a tenant's keys as TENANT .. tenant .. suffix (head.lua), so the suffixes
+    # below are also spelled in app/core/lua/include/tenants.lua.
+
+    @property
+    def tenant_prefix(self) -> str:
+        return f"{self.prefix}:tenant:"
+
+    def tenant_active(self, tenant: str) -> str:
+        """Counter of the tenant's non-terminal jobs (absent = 0); kept by the scripts."""
+        return f"{self.tenant_prefix}{tenant}:active"
+
+    def tenant_rpm(self, tenant: str) -> str:
+        """Hash second -> submissions in that second, for the last minute (rolling RPM)."""
+        return f"{self.tenant_prefix}{tenant}:rpm"
+
+    def tenant_jobs(self, tenant: str) -> str:
+        """Sorted set job id -> created (ms): the tenant's recent jobs, for listing."""
+        return f"{self.tenant_prefix}{tenant}:jobs"
+
+    @property
+    def idempotency_prefix(self) -> str:
+        return f"{self.prefix}:idem:"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        """Hash job, fingerprint of a tenant's ``Idempotency-Key``; expires."""
+        return f"{self.idempotency_prefix}{tenant}:{key}"
+
+    @property
+    def api_key_prefix(self) -> str:
+        return f"{self.prefix}:apikey:"
+
+    def api_key(self, digest: str) -> str:
+        """Hash of an API key found by its SHA-256 digest: tenant, key id, admin, limits."""
+        return self.api_key_prefix + digest
+
+    @property
+    def api_key_ids(self) -> str:
+        """Hash key id -> digest: lists and revokes keys without their secrets."""
+        return f"{self.prefix}:apikeys"

@@ -6,6 +6,7 @@ import reprlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any
 
 import orjson
@@ -41,6 +42,7 @@ MAX_DELAY_S = 366 * 86_400
 """A year and a day, for ``delay_s`` and for how far ahead ``run_at`` may be: further out is
 almost surely a unit mistake (ms sent as s), and stays within what timestamps can render."""
 MAX_NAME = 200
+MAX_IDEMPOTENCY_KEY = 255
 
 
 def _printable(name: str) -> str:
@@ -58,6 +60,9 @@ def _within_reach(when: datetime | None) -> datetime | None:
 
 Name = Annotated[StrictStr, Field(min_length=1, max_length=MAX_NAME), AfterValidator(_printable)]
 Seconds = Annotated[float, Field(allow_inf_nan=False)]
+IdempotencyKey = Annotated[
+    StrictStr, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY), AfterValidator(_printable)
+]
 
 
 @with_config(ConfigDict(strict=True, revalidate_instances="always"))
@@ -67,7 +72,9 @@ class JobSpec:
 
     ``None`` means the setting's default for ``max_attempts`` and ``timeout_s``. ``run_at`` must
     carry a timezone (a naive datetime is refused rather than guessed); when given it wins over
-    ``delay_s``. :func:`checked` enforces the annotated types and ranges.
+    ``delay_s``. :func:`checked` enforces the annotated types and ranges. A spec with an
+    ``idempotency_key`` that its tenant used before (within ``IDEMPOTENCY_TTL_S``) creates no
+    new job: the same request gets the original job back, a different one is refused.
     """
 
     type: Name
@@ -79,6 +86,7 @@ class JobSpec:
     delay_s: Annotated[Seconds, Field(ge=0, le=MAX_DELAY_S)] = 0.0
     run_at: Annotated[AwareDatetime | None, AfterValidator(_within_reach)] = None
     id: Name | None = None
+    idempotency_key: IdempotencyKey | None = None
 
 
 _SPEC = TypeAdapter(JobSpec)
@@ -107,8 +115,10 @@ def encode_payload(payload: Any) -> str:
         raise InvalidRequest(f"payload is not JSON-serialisable: {exc}") from None
 
 
+@lru_cache(maxsize=4096)
 def iso(ms: str | None) -> str | None:
-    """Render a stored millisecond timestamp as ISO 8601 UTC."""
+    """Render a stored millisecond timestamp as ISO 8601 UTC (cached: the jobs of one batch
+    share their timestamps, and rendering costs more than the rest of a job's answer)."""
     if not ms:
         return None
     stamp = datetime.fromtimestamp(float(ms) / 1000, tz=UTC)
@@ -140,6 +150,7 @@ class Job:
     result: Any = None
     error: Any = None
     cancel_requested: bool = False
+    idempotency_key: str | None = None
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> Job:
@@ -161,6 +172,7 @@ class Job:
             result=_json(fields.get("result")),
             error=_json(fields.get("error")),
             cancel_requested=fields.get("cancel") == "1",
+            idempotency_key=fields.get("idempotency_key"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -183,4 +195,5 @@ class Job:
             "finished_at": iso(self.finished_at),
             "worker": self.worker,
             "cancel_requested": self.cancel_requested,
+            "idempotency_key": self.idempotency_key,
         }

@@ -8,6 +8,8 @@ call. Script refusals become errors through ``app.core.errors.raise_refusal``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,11 +19,12 @@ import orjson
 from redis.asyncio import Redis
 from uuid_utils import uuid7
 
-from app.core.errors import InvalidRequest, raise_refusal
+from app.core.errors import InvalidRequest, JobConflict, TideError, raise_refusal, refusal
 from app.core.keys import Keys
 from app.core.models import Job, JobSpec, JobStatus, checked, encode_payload
 from app.core.scripts import Script, Scripts, pack
 from app.core.settings import CoreSettings
+from app.core.tenants import UNLIMITED, Admitted, Quota, SubmitRequest, fingerprint
 
 SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one
@@ -29,6 +32,16 @@ call never holds Redis for long."""
 SUBMIT_IN_FLIGHT = 4
 FORGET_SCAN = 100
 """Queue names one forget script call looks at: a flood of names never holds Redis for long."""
+
+
+LIST_LOOK_AT = 1000
+"""Index entries one listing call looks at: a filter that matches little never holds Redis."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Job]
+    cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +73,8 @@ class Queue:
         self.scripts = Scripts(redis, self.keys, settings)
 
     async def submit(self, spec: JobSpec) -> Job:
-        return (await self.submit_many([spec]))[0]
+        """Create one job: one script call, nothing else on the way (the hot path)."""
+        return (await self.admit(SubmitRequest([spec]))).jobs[0]
 
     async def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
         """Create the jobs, pending or scheduled, one script call per chunk of 500.
@@ -69,26 +83,120 @@ class Queue:
         nothing. A few chunks are in flight at once. Each chunk is atomic: a taken id
         (:class:`JobConflict`) stores none of its chunk; a batch larger than one chunk is not.
         """
-        batch = len(specs) > 1
-        rows = [
-            self._submit_args(spec, f"job {i}: " if batch else "") for i, spec in enumerate(specs)
-        ]
+        if len(specs) <= SUBMIT_CHUNK:
+            return (await self.admit(SubmitRequest(specs))).jobs
+        rows = [self._submit_row(spec, f"job {i}: ") for i, spec in enumerate(specs)]
         in_flight = asyncio.Semaphore(SUBMIT_IN_FLIGHT)
 
         async def submit_chunk(start: int) -> list[Job]:
-            chunk = rows[start : start + SUBMIT_CHUNK]
+            request = SubmitRequest(specs[start : start + SUBMIT_CHUNK])
             async with in_flight:
-                replies = await self.scripts(Script.SUBMIT, [pack(chunk)])
-            raise_refusal(replies)
-            payloads = [spec.payload for spec in specs[start : start + SUBMIT_CHUNK]]
-            return [_submitted(*job) for job in zip(chunk, payloads, replies, strict=True)]
+                (admitted,) = await self._admit([(request, rows[start : start + SUBMIT_CHUNK])])
+            if isinstance(admitted, TideError):
+                raise admitted
+            return admitted.jobs
 
-        results = await asyncio.gather(
-            *(submit_chunk(start) for start in range(0, len(rows), SUBMIT_CHUNK))
-        )
+        chunks = range(0, len(rows), SUBMIT_CHUNK)
+        results = await asyncio.gather(*(submit_chunk(start) for start in chunks))
         return [job for chunk_jobs in results for job in chunk_jobs]
 
-    def _submit_args(self, spec: JobSpec, label: str) -> list[Any]:
+    async def admit(self, request: SubmitRequest) -> Admitted:
+        """Admit one request against its tenant's limits and idempotency keys, all or nothing:
+        :class:`RateLimited`, :class:`TooManyActive`, :class:`IdempotencyMismatch` or
+        :class:`JobConflict` store nothing."""
+        (admitted,) = await self.admit_many([request])
+        if isinstance(admitted, TideError):
+            raise admitted
+        return admitted
+
+    async def admit_many(self, requests: Sequence[SubmitRequest]) -> list[Admitted | TideError]:
+        """Admit independent requests in ONE script call, each with its own verdict: what a
+        refused one would have raised (an invalid spec too) is its entry."""
+        results: list[Admitted | TideError | None] = []
+        batch = []
+        for request in requests:
+            try:
+                rows = self._request_rows(request)
+            except InvalidRequest as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+                batch.append((request, rows))
+        admitted = iter(await self._admit(batch) if batch else [])
+        return [result or next(admitted) for result in results]
+
+    def _request_rows(self, request: SubmitRequest) -> list[list[Any]]:
+        specs = request.specs
+        if request.limits != UNLIMITED and len({spec.tenant for spec in specs}) > 1:
+            raise InvalidRequest("a request with limits carries the jobs of one tenant")
+        if len(specs) == 1:
+            return [self._submit_row(specs[0], "")]
+        return [self._submit_row(spec, f"job {i}: ") for i, spec in enumerate(specs)]
+
+    async def _admit(
+        self, batch: Sequence[tuple[SubmitRequest, list[list[Any]]]]
+    ) -> list[Admitted | TideError]:
+        packed: list[list[Any]] = []
+        for request, rows in batch:
+            limits = request.limits
+            tenant = request.specs[0].tenant if request.specs else "public"
+            check_ids = any(spec.id for spec in request.specs)
+            packed.append(
+                [
+                    tenant,
+                    "" if limits.rpm is None else limits.rpm,
+                    "" if limits.max_active is None else limits.max_active,
+                    1 if check_ids else 0,
+                    len(rows),
+                ]
+            )
+            packed.extend(rows)
+        settings = self.settings
+        args = [
+            self.keys.idempotency_prefix,
+            settings.idempotency_ttl_s,
+            settings.list_index_max,
+            pack(packed),
+        ]
+        replies = await self.scripts(Script.SUBMIT, args)
+        results: list[Admitted | TideError] = []
+        for (request, rows), reply in zip(batch, replies, strict=True):
+            error = refusal(reply)
+            results.append(error or await self._admitted(request, rows, reply))
+        return results
+
+    async def _admitted(
+        self, request: SubmitRequest, rows: list[list[Any]], reply: list[Any]
+    ) -> Admitted:
+        _, rpm, remaining, reset_ms, items = reply
+        jobs: list[Job | None] = [
+            None if item[4] == 1 else _submitted(spec, row, item)
+            for spec, row, item in zip(request.specs, rows, items, strict=True)
+        ]
+        replayed = [job is None for job in jobs]
+        if any(replayed):
+            originals = await self._read([item[0] for item in items if item[4] == 1])
+            found = iter(originals)
+            jobs = [job or next(found) for job in jobs]
+        quota = None if rpm == "" else Quota(int(rpm), int(remaining), math.ceil(reset_ms / 1000))
+        return Admitted([job for job in jobs if job is not None], replayed, quota)
+
+    async def _read(self, job_ids: Sequence[str]) -> list[Job]:
+        """The records of jobs an idempotency key names. One whose record has expired since (its
+        result outlived ``RESULT_TTL_S``, the key not yet) is a :class:`JobConflict`: the key
+        cannot create another, and the original is gone."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        for job_id, fields in zip(job_ids, rows, strict=True):
+            if not fields:
+                raise JobConflict(
+                    f"the job {job_id} this idempotency key created has expired; use a new key"
+                )
+        return [Job.from_hash(fields) for fields in rows]
+
+    def _submit_row(self, spec: JobSpec, label: str) -> list[Any]:
         """The record submit.lua stores; ``label`` names the spec in a batch's error."""
         try:
             spec = checked(spec)
@@ -96,6 +204,7 @@ class Queue:
         except InvalidRequest as exc:
             raise InvalidRequest(f"{label}{exc}") from None
         settings = self.settings
+        key = spec.idempotency_key
         return [
             spec.id or str(uuid7()),
             spec.tenant,
@@ -106,6 +215,8 @@ class Queue:
             settings.default_timeout_s if spec.timeout_s is None else spec.timeout_s,
             int(spec.delay_s * 1000),
             "" if spec.run_at is None else spec.run_at.timestamp() * 1000,
+            key or "",
+            fingerprint(spec) if key else "",
         ]
 
     async def get(self, job_id: str) -> Job | None:
@@ -119,6 +230,36 @@ class Queue:
         reply = await self.scripts(Script.CANCEL, [job_id, tenant])
         raise_refusal(reply)
         return CancelOutcome(reply)
+
+    async def retry(self, job_id: str, tenant: str = "", max_active: int | None = None) -> None:
+        """Run a failed or cancelled job of ``tenant`` ('' = any) again from its first attempt.
+        It takes an active slot again: :class:`TooManyActive` over ``max_active``;
+        :class:`JobNotFound` as for :meth:`cancel`; :class:`JobConflict` for any other status."""
+        limit = "" if max_active is None else max_active
+        raise_refusal(await self.scripts(Script.RETRY, [job_id, tenant, limit]))
+
+    async def list_jobs(
+        self,
+        tenant: str,
+        *,
+        status: str | None = None,
+        queue: str | None = None,
+        type: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """A page of ``tenant``'s recent jobs, newest first, and the cursor of the next page
+        (``None`` at the end). A page may be short when few jobs match: follow the cursor.
+        :class:`InvalidRequest` for a cursor this method did not hand out."""
+        after, score = _decode_cursor(cursor) if cursor else ("", "")
+        args = [tenant, after, score, limit, LIST_LOOK_AT, status or "", queue or "", type or ""]
+        ids, last, last_score = await self.scripts(Script.LIST_JOBS, args)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+            rows = await pipe.execute()
+        jobs = [Job.from_hash(fields) for fields in rows if fields]
+        return JobPage(jobs, _encode_cursor(last, last_score) if last else None)
 
     async def queue_names(self) -> list[str]:
         names: Any = await self.redis.smembers(self.keys.queues)
@@ -173,18 +314,36 @@ class Queue:
         ]
 
 
-def _submitted(row: list[Any], payload: Any, reply: list[str]) -> Job:
-    job_id, tenant, queue, type_, _, max_attempts, timeout_s = row[:7]
+def _submitted(spec: JobSpec, row: list[Any], item: list[Any]) -> Job:
+    job_id, status, created_at, run_at, _ = item
     return Job(
         id=job_id,
-        tenant=tenant,
-        queue=queue,
-        type=type_,
-        payload=payload,
-        status=JobStatus(reply[0]),
+        tenant=spec.tenant,
+        queue=spec.queue,
+        type=spec.type,
+        payload=spec.payload,
+        status=JobStatus(status),
         attempts=0,
-        max_attempts=max_attempts,
-        timeout_s=timeout_s,
-        created_at=reply[1],
-        run_at=reply[2] or None,
+        max_attempts=row[5],
+        timeout_s=row[6],
+        created_at=created_at,
+        run_at=run_at or None,
+        idempotency_key=spec.idempotency_key,
     )
+
+
+def _encode_cursor(job_id: str, score: str) -> str:
+    return base64.urlsafe_b64encode(f"{score}|{job_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, str]:
+    """(job id, index score) of a cursor from :func:`_encode_cursor`."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        score, job_id = text.split("|", 1)
+        finite = math.isfinite(float(score))
+    except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors too
+        raise InvalidRequest(f"cursor {cursor[:80]!r} is not one this API handed out") from None
+    if not finite or not job_id or not job_id.isprintable():
+        raise InvalidRequest(f"cursor {cursor[:80]!r} is not one this API handed out")
+    return job_id, score

@@ -33,6 +33,10 @@ class Script(StrEnum):
     FINISH = "finish"
     RELEASE = "release"
     CANCEL = "cancel"
+    RETRY = "retry"
+    LIST_JOBS = "list_jobs"
+    APIKEY_CREATE = "apikey_create"
+    APIKEY_REVOKE = "apikey_revoke"
     MOVE_DUE = "move_due"
     STATS = "stats"
     REGISTER = "register"
@@ -67,7 +71,7 @@ class Scripts:
     """Every script registered on one client, called with the shared KEYS/ARGV head."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoreSettings) -> None:
-        self._keys = [
+        head_keys = [
             keys.delayed,
             keys.events,
             keys.scheduled_counts,
@@ -76,7 +80,7 @@ class Scripts:
             keys.workers_seen,
             keys.metrics,
         ]
-        self._head: list[str | int] = [
+        head: list[str | int] = [
             keys.job_prefix,
             keys.queue_prefix,
             keys.dead_prefix,
@@ -84,7 +88,11 @@ class Scripts:
             settings.events_max_changes,
             settings.dead_maxlen,
             settings.result_ttl_s,
+            keys.tenant_prefix,
         ]
+        # sent with every call: encoded once here rather than by the client at each call
+        self._keys = [key.encode() for key in head_keys]
+        self._head = [str(value).encode() for value in head]
         self._scripts = {name: redis.register_script(source(name)) for name in Script}
 
     async def __call__(self, script: Script, args: list[Any], pipe: Pipeline | None = None) -> Any:

@@ -44,6 +44,10 @@ class CoreSettings(BaseSettings):
     dead_maxlen: int = Field(default=10_000, gt=0)
     queue_idle_forget_s: float = Field(default=86_400.0, gt=0)
     """An empty queue that no one enqueued to or read from for this long is forgotten."""
+    idempotency_ttl_s: int = Field(default=86_400, gt=0)
+    """How long an ``Idempotency-Key`` keeps naming the job it created."""
+    list_index_max: int = Field(default=10_000, gt=0)
+    """A tenant's job listing reaches back at most this many jobs (and ``RESULT_TTL_S``)."""
     default_max_attempts: int = Field(default=3, ge=1)
     default_timeout_s: float = Field(default=300.0, gt=0)
     log_level: str = "info"

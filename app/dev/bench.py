@@ -25,6 +25,7 @@ from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.core.settings import CoreSettings
+from app.dev.bench_http import HttpBenchError, HttpFigures, run_http
 from app.dev.redis_server import RedisServer, RedisServerUnavailable
 from app.process import loop
 from app.process.fleet import WorkerFleet, worker_command
@@ -35,6 +36,8 @@ from app.process.startup import positive_int
 log = structlog.get_logger("tide.bench")
 
 QUEUE = "bench"
+SINGLE_QUEUE = "bench-single"
+"""Where the awaited single submits go: no worker serves it, so they measure the submit alone."""
 POLL_S = 0.05
 STALL_S = 60.0
 """No job finished for this long: something is broken, so fail rather than wait forever."""
@@ -54,6 +57,10 @@ class Options:
     workers: int
     concurrency: int
     latency_jobs: int
+    single_jobs: int
+    http: bool
+    clients: int
+    batch_size: int
     redis_url: str | None
     json: bool
 
@@ -71,6 +78,8 @@ class Figures:
     latency_p50_ms: float
     latency_p99_ms: float
     latency_max_ms: float
+    single_submit_per_s: float
+    redis_us_per_single_submit: float
     redis_bytes_per_job: float
     succeeded: int
     latency_succeeded: int
@@ -78,6 +87,7 @@ class Figures:
     redis_version: str
     redis: str
     key_prefix: str
+    http: HttpFigures | None = None
 
     @property
     def ok(self) -> bool:
@@ -99,6 +109,24 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--latency-jobs", type=positive_int, default=300, help="jobs one by one (300)"
     )
+    parser.add_argument(
+        "--single-jobs",
+        type=positive_int,
+        default=5000,
+        help="jobs submitted one awaited call after another (5000)",
+    )
+    parser.add_argument(
+        "--http",
+        action="store_true",
+        help="also load a tide api process: single submits from --clients keep-alive clients, "
+        "and the batch endpoint",
+    )
+    parser.add_argument(
+        "--clients", type=positive_int, default=50, help="concurrent HTTP clients (50)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=1000, help="jobs per HTTP batch (1000)"
+    )
     parser.add_argument("--redis-url", help="an existing Redis to use (REDIS_URL is ignored)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return Options(**vars(parser.parse_args(argv)))
@@ -116,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 url = stack.enter_context(RedisServer(own_process_group=True)).url
                 log.info("private redis-server", url=url)
             figures = loop.run(_bench(options, url))
-    except (BenchError, RedisServerUnavailable, RedisError, OSError) as exc:
+    except (BenchError, HttpBenchError, RedisServerUnavailable, RedisError, OSError) as exc:
         log.error("bench failed", error=str(exc))
         return 1
     except KeyboardInterrupt:  # before the loop's own handlers were in place
@@ -160,7 +188,15 @@ async def _bench(options: Options, url: str) -> Figures | None:
             )
             stack.push_async_callback(workers.stop)
             queue = Queue(redis, CoreSettings(redis_url=url, key_prefix=prefix))
-            return await _phases(options, queue, workers)
+            figures = await _phases(options, queue, workers)
+            await workers.stop()
+            if options.http:
+                log.info("http", clients=options.clients, batch_size=options.batch_size)
+                http = await run_http(
+                    url, prefix, options.single_jobs, options.clients, options.batch_size
+                )
+                figures = dataclasses.replace(figures, http=http)
+            return figures
     except asyncio.CancelledError:
         if not interrupted:
             raise
@@ -198,6 +234,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     latencies = sorted(float(r[3]) - float(r[1]) for r in latency_rows if r[1] and r[3])
     if not latencies:
         raise BenchError("no latency job has a finish time")
+    single_per_s, redis_us = await _single_submits(queue, options.single_jobs)
 
     return Figures(
         jobs=n,
@@ -209,6 +246,8 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         latency_p50_ms=round(_percentile(latencies, 50), 3),
         latency_p99_ms=round(_percentile(latencies, 99), 3),
         latency_max_ms=round(latencies[-1], 3),
+        single_submit_per_s=single_per_s,
+        redis_us_per_single_submit=redis_us,
         redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
         succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in rows),
         latency_succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in latency_rows),
@@ -217,6 +256,23 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         redis="external" if options.redis_url else "private redis-server",
         key_prefix=queue.keys.prefix,
     )
+
+
+async def _single_submits(queue: Queue, n: int) -> tuple[float, float]:
+    """Awaited single submits one after another: (jobs per second, Redis CPU µs per submit)."""
+    log.info("single submits", jobs=n)
+    cpu_before = await _redis_cpu_s(queue.redis)
+    started = time.perf_counter()
+    for _ in range(n):
+        await queue.submit(JobSpec(type="noop", queue=SINGLE_QUEUE))
+    seconds = time.perf_counter() - started
+    cpu_s = await _redis_cpu_s(queue.redis) - cpu_before
+    return round(n / seconds, 1), round(cpu_s / n * 1e6, 1)
+
+
+async def _redis_cpu_s(redis: Redis) -> float:
+    cpu = await _info(redis, "cpu")
+    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
 
 
 class Progress:
@@ -310,10 +366,25 @@ def _table(f: Figures) -> str:
         ("latency p50", f"{f.latency_p50_ms:.2f} ms  ({f.latency_jobs} jobs, one at a time)"),
         ("latency p99", f"{f.latency_p99_ms:.2f} ms"),
         ("latency max", f"{f.latency_max_ms:.2f} ms"),
+        ("single submit", f"{f.single_submit_per_s:,.0f} jobs/s  (one awaited call after another)"),
+        ("redis cpu", f"{f.redis_us_per_single_submit:.0f} µs per single submit"),
         ("redis memory", f"{f.redis_bytes_per_job:,.0f} bytes per finished job"),
         ("succeeded", f"{f.succeeded} / {f.jobs}  (latency jobs: {f.latency_succeeded})"),
         ("stream after", f"{f.stream_len_after} entries"),
         ("result", "OK" if f.ok else "FAILED"),
     ]
+    if (h := f.http) is not None:
+        rows[-1:-1] = [
+            (
+                "http single",
+                f"{h.single_per_s:,.0f} jobs/s  ({h.clients} keep-alive clients; "
+                f"p50 {h.single_p50_ms:.1f} ms, p99 {h.single_p99_ms:.1f} ms)",
+            ),
+            (
+                "http batch",
+                f"{h.batch_per_s:,.0f} jobs/s  ({h.batch_size} per request, {h.batch_clients} "
+                f"clients; p50 {h.batch_p50_ms:.1f} ms, p99 {h.batch_p99_ms:.1f} ms)",
+            ),
+        ]
     head = f"Tide bench: Redis {f.redis_version} ({f.redis}, key prefix {f.key_prefix})"
     return "\n".join([head, *(f"  {name:<14}{value}" for name, value in rows)])

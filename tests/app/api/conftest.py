@@ -21,8 +21,13 @@ Client = ApiClient
 
 @pytest.fixture
 def api_settings() -> ApiSettings:
+    """Limits far above what a test submits, unless the test is about limits."""
     return ApiSettings(
-        redis_url="redis://unused", max_body_bytes=API_MAX_BODY, health_timeout_s=0.5
+        redis_url="redis://unused",
+        max_body_bytes=API_MAX_BODY,
+        health_timeout_s=0.5,
+        tenant_rpm=100_000,
+        tenant_max_active=100_000,
     )
 
 

@@ -116,6 +116,7 @@ def test_to_dict_shows_the_job_as_the_api_does() -> None:
         "finished_at": "2023-11-14T22:13:23.123Z",
         "worker": "host-1-42",
         "cancel_requested": True,
+        "idempotency_key": None,
     }
     # what the API sends is plain JSON
     assert orjson.loads(orjson.dumps(shown)) == shown

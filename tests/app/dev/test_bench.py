@@ -17,6 +17,8 @@ from app.dev.redis_server import RedisServer
 
 FIGURES = (
     "enqueue_per_s",
+    "single_submit_per_s",
+    "redis_us_per_single_submit",
     "process_per_s",
     "latency_p50_ms",
     "latency_p99_ms",
@@ -51,6 +53,29 @@ def test_bench_reports_and_cleans_up(redis_server: RedisServer) -> None:
 
     with Redis.from_url(redis_server.url, decode_responses=True) as client:
         assert list(client.scan_iter(match=report["key_prefix"] + "*")) == []
+
+
+@pytest.mark.redis
+def test_bench_http_loads_an_api_process_with_single_submits_and_batches(
+    redis_server: RedisServer,
+) -> None:
+    args = ["--jobs", "50", "--latency-jobs", "5", "--single-jobs", "200", "--json", "--http"]
+    args += ["--clients", "8", "--batch-size", "20", "--redis-url", redis_server.url]
+    proc = subprocess.run(
+        [sys.executable, "-m", "app", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    http = json.loads(proc.stdout)["http"]
+    assert (http["clients"], http["single_jobs"], http["batch_size"]) == (8, 200, 20)
+    assert http["batch_jobs"] >= 200
+    for name in ("single_per_s", "batch_per_s", "single_p99_ms", "batch_p99_ms"):
+        assert http[name] > 0, name
+    assert http["single_p50_ms"] <= http["single_p99_ms"]
 
 
 class Terminal(io.StringIO):

@@ -5,6 +5,7 @@
 -- KEYS[7] metrics hash (fleet-wide counters, see done.lua's tally)
 -- ARGV[1] job key prefix    ARGV[2] queue key prefix  ARGV[3] dead key prefix  ARGV[4] group
 -- ARGV[5] events max changes  ARGV[6] dead maxlen     ARGV[7] result ttl (s)
+-- ARGV[8] tenant key prefix (a tenant's keys are TENANT .. tenant .. ':active' and the like)
 -- A script's own arguments start at ARGV[FIRST]. A batch of records travels as ONE argument,
 -- fields joined by newlines (JSON is compact and names are checked, so no field holds one):
 -- the client then encodes one argument per call instead of several per job.
@@ -12,7 +13,8 @@ local DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN = KEYS[1], KEYS[2], KEYS
 local METRICS = KEYS[7]
 local JOB, QUEUE, DEAD, GROUP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local EVENTS_MAX_CHANGES, DEAD_MAXLEN, RESULT_TTL = ARGV[5], ARGV[6], ARGV[7]
-local FIRST = 8
+local TENANT = ARGV[8]
+local FIRST = 9
 
 local unpack = unpack or table.unpack
 

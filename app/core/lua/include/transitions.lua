@@ -1,6 +1,7 @@
--- transitions.lua: the job-record changes several scripts share: end, dead-letter, schedule,
--- enqueue, and begin an attempt.
+-- transitions.lua: the job-record changes several scripts share: end (which frees the tenant's
+-- active slot), dead-letter, schedule, enqueue, and begin an attempt.
 --!include done
+--!include tenants
 
 local function terminate(key, id, status, queue, tenant, now, field, value)
   if field then
@@ -9,6 +10,7 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
     redis.call('HSET', key, 'status', status, 'finished_at', fmt(now))
   end
   redis.call('EXPIRE', key, RESULT_TTL)
+  release_active(tenant)
   emit(id, status, queue, tenant)
   count_finished(queue)
   tally('jobs\n' .. queue .. '\n' .. status)

@@ -1,0 +1,162 @@
+"""``tide bench --http``: the submit API under load, as a separate ``tide api`` process.
+
+Single submits come from many concurrent keep-alive clients (the API coalesces them into group
+commits); batches go to ``POST /v1/jobs/batch``. The jobs land on a queue no worker serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import os
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from app.dev.redis_server import free_port
+
+QUEUE = "bench-http"
+START_S = 30.0
+UNLIMITED = str(10**9)
+
+
+class HttpBenchError(RuntimeError):
+    """The API would not start, or refused the load."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HttpFigures:
+    """Rates per second; request latencies in ms, measured by the clients."""
+
+    clients: int
+    single_jobs: int
+    single_per_s: float
+    single_p50_ms: float
+    single_p99_ms: float
+    batch_size: int
+    batch_clients: int
+    batch_jobs: int
+    batch_per_s: float
+    batch_p50_ms: float
+    batch_p99_ms: float
+
+
+async def run_http(
+    redis_url: str, prefix: str, jobs: int, clients: int, batch_size: int
+) -> HttpFigures:
+    """Start ``tide api`` on a free port against ``redis_url``/``prefix``, load it, stop it."""
+    port, secret = free_port(), "bench-" + secrets.token_urlsafe(16)
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "KEY_PREFIX": prefix,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "warning",
+        "API_KEYS": f"bench:{secret}",
+        "TENANT_RPM": UNLIMITED,
+        "TENANT_MAX_ACTIVE": UNLIMITED,
+        "BATCH_MAX": str(batch_size),
+    }
+    api = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "app", "api", env=env, stdin=asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"X-API-Key": secret}
+    try:
+        connector = aiohttp.TCPConnector(limit=clients)
+        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+            await _wait_healthy(session, base, api)
+            single = await _load(session, f"{base}/v1/jobs", jobs, clients, _single)
+            batch_clients = 4
+            batches = max(batch_clients, jobs // batch_size)
+            body = {"jobs": [{"type": "noop", "queue": QUEUE}] * batch_size}
+            batch = await _load(
+                session, f"{base}/v1/jobs/batch", batches, batch_clients, _poster(body)
+            )
+    finally:
+        if api.returncode is None:
+            api.terminate()
+            await api.wait()
+    return HttpFigures(
+        clients=clients,
+        single_jobs=jobs,
+        single_per_s=round(jobs / single.seconds, 1),
+        single_p50_ms=single.percentile(50),
+        single_p99_ms=single.percentile(99),
+        batch_size=batch_size,
+        batch_clients=batch_clients,
+        batch_jobs=batches * batch_size,
+        batch_per_s=round(batches * batch_size / batch.seconds, 1),
+        batch_p50_ms=batch.percentile(50),
+        batch_p99_ms=batch.percentile(99),
+    )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    seconds: float
+    latencies_ms: list[float]
+
+    def percentile(self, pct: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return round(ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1], 3)
+
+
+Send = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
+
+
+async def _single(session: aiohttp.ClientSession, url: str) -> None:
+    async with session.post(url, json={"type": "noop", "queue": QUEUE}) as response:
+        if response.status != 201:
+            raise HttpBenchError(f"submit answered {response.status}: {await response.text()}")
+        await response.read()
+
+
+def _poster(body: object) -> Send:
+    async def send(session: aiohttp.ClientSession, url: str) -> None:
+        async with session.post(url, json=body) as response:
+            if response.status != 201:
+                raise HttpBenchError(f"batch answered {response.status}: {await response.text()}")
+            await response.read()
+
+    return send
+
+
+async def _load(
+    session: aiohttp.ClientSession, url: str, requests: int, clients: int, send: Send
+) -> Run:
+    """``requests`` sent by ``clients`` concurrent loops, each waiting for its answer."""
+    left = iter(range(requests))
+    latencies: list[float] = []
+
+    async def client() -> None:
+        for _ in left:
+            started = time.perf_counter()
+            await send(session, url)
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return Run(time.perf_counter() - started, latencies)
+
+
+async def _wait_healthy(
+    session: aiohttp.ClientSession, base: str, api: asyncio.subprocess.Process
+) -> None:
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        if api.returncode is not None:
+            raise HttpBenchError(f"tide api exited with {api.returncode}")
+        try:
+            async with session.get(f"{base}/health") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    raise HttpBenchError(f"tide api did not answer within {START_S:.0f} s")
