@@ -19,7 +19,6 @@ class ScalerSettings(CoreSettings):
     scaler_backend: Literal["railway", "local", "log"] = "log"
     min_workers: int = Field(default=0, ge=0)
     max_workers: int = Field(default=5, ge=1)
-    global_rpm_limit: int = Field(default=60, ge=0, description="0: no global limit")
     poll_interval_ms: int = Field(default=10_000, ge=10)
     scale_up_cooldown_ms: int = Field(default=30_000, ge=0)
     scale_down_cooldown_ms: int = Field(default=120_000, ge=0)

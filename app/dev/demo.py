@@ -13,7 +13,7 @@ import asyncio
 import random
 from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 from redis.exceptions import RedisError
@@ -49,12 +49,15 @@ def demo_ticks(rng: random.Random, shape: DemoShape = DemoShape()) -> Iterator[i
 
 
 _WEIGHTS = {"sleep": 40, "echo": 25, "cpu": 15, "noop": 15, "fail": 5}
+DEMO_TENANT = "demo"
+"""The demo's jobs have a tenant of their own: they never use up the slots of ``public``, the
+tenant of every request while auth is off, so your own curl next to the demo is never a 429."""
 
 
 def demo_jobs(rng: random.Random, count: int, queue: str = "default") -> list[JobSpec]:
     """``count`` jobs of the built-in types, mostly short sleeps, a few failures."""
     kinds = rng.choices(list(_WEIGHTS), weights=list(_WEIGHTS.values()), k=count)
-    return [_job(rng, kind, queue) for kind in kinds]
+    return [replace(_job(rng, kind, queue), tenant=DEMO_TENANT) for kind in kinds]
 
 
 def _job(rng: random.Random, kind: str, queue: str) -> JobSpec:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from app.core.queue import Queue
 from app.core.settings import CoreSettings
-from app.dev.demo import DemoShape, demo_jobs, demo_ticks, run_demo
+from app.dev.demo import DEMO_TENANT, DemoShape, demo_jobs, demo_ticks, run_demo
 from app.dev.scaler_settings import DevScalerSettings
 from scaler.simulate import Model, simulate
 
@@ -23,6 +23,7 @@ def test_demo_jobs_use_only_the_builtin_types() -> None:
     assert len(jobs) == 500
     assert {job.type for job in jobs} == {"sleep", "echo", "cpu", "fail", "noop"}
     assert {job.queue for job in jobs} == {"demo"}
+    assert {job.tenant for job in jobs} == {DEMO_TENANT}  # never public's limits
     for job in jobs:
         if job.type == "noop":
             assert job.payload is None
