@@ -104,7 +104,7 @@ class Queue:
         """Admit one request against its tenant's limits and idempotency keys, all or nothing:
         :class:`RateLimited`, :class:`TooManyActive`, :class:`IdempotencyMismatch` or
         :class:`JobConflict` store nothing."""
-        (admitted,) = await self.admit_many([request])
+        (admitted,) = await self._admit([(request, self._request_rows(request))])
         if isinstance(admitted, TideError):
             raise admitted
         return admitted
