@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -20,7 +21,14 @@ from pydantic import (
     model_validator,
 )
 
-from app.core.models import MAX_IDEMPOTENCY_KEY, JobSpec, JobStatus
+from app.core.models import (
+    MAX_IDEMPOTENCY_KEY,
+    CheckedSpec,
+    JobSpec,
+    JobStatus,
+    printable,
+    within_reach,
+)
 from app.core.tenants import TENANT_PATTERN
 
 MAX_DELAY_S = 366 * 86_400
@@ -38,7 +46,7 @@ class SubmitJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(
+    type: Annotated[str, AfterValidator(printable)] = Field(
         min_length=1, max_length=200, pattern=TYPE_PATTERN, description="Task name the worker runs."
     )
     payload: JsonValue = Field(default=None, description="Any JSON value, given to the task.")
@@ -46,7 +54,7 @@ class SubmitJob(BaseModel):
     max_attempts: StrictInt | None = Field(default=None, ge=1, le=100)
     timeout_s: StrictSeconds | None = Field(default=None, gt=0, le=86_400)
     delay_s: StrictSeconds | None = Field(default=None, ge=0, le=MAX_DELAY_S)
-    run_at: AwareDatetime | None = Field(
+    run_at: Annotated[AwareDatetime | None, AfterValidator(within_reach)] = Field(
         default=None, description="ISO 8601 with a UTC offset, e.g. 2030-01-01T00:00:00Z."
     )
 
@@ -65,9 +73,11 @@ class SubmitJob(BaseModel):
         return self
 
     def to_spec(self, tenant: str, idempotency_key: str | None = None) -> JobSpec:
-        """The queue's view of this request, owned by ``tenant``."""
+        """The queue's view of this request, owned by ``tenant`` (a checked name) with
+        ``idempotency_key`` (checked as :func:`printable`): this schema holds every field to at
+        least the core's rules, so the core does not check them again."""
         run_at: datetime | None = self.run_at
-        return JobSpec(
+        return CheckedSpec(
             idempotency_key=idempotency_key,
             type=self.type,
             payload=self.payload,
@@ -81,7 +91,9 @@ class SubmitJob(BaseModel):
 
 
 IdempotencyKey = Annotated[
-    str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=TYPE_PATTERN)
+    str,
+    Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY, pattern=TYPE_PATTERN),
+    AfterValidator(printable),
 ]
 
 

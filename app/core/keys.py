@@ -1,8 +1,9 @@
 """Every Redis key Tide uses, built in one place.
 
 All keys share one prefix that carries a Redis Cluster hash tag (default ``{tide}``), so a whole
-deployment lives in one slot and multi-key Lua scripts stay legal. Lua scripts that must reach a
-key named by data (a job id, a queue name) receive the key *prefixes* from here as arguments.
+deployment lives in one slot and multi-key Lua scripts stay legal. The scripts get the prefix as
+their one declared key and build their key names from it (``lua/include/head.lua`` spells the
+names below again; ``tests/app/core/test_keys.py`` holds the two in step).
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ class Keys:
     def events(self) -> str:
         """Capped stream of job status changes for live subscribers."""
         return f"{self.prefix}:events"
+
+    @property
+    def events_count(self) -> str:
+        """Counter of the status changes ever appended to ``events``: the running count ``c`` of
+        its newest entry, kept by ``done.lua`` so that it need not read that entry."""
+        return f"{self.events}:count"
 
     def finished(self, minute: int) -> str:
         """Hash queue -> jobs that reached a terminal state in that minute since the epoch

@@ -104,7 +104,7 @@ class Queue:
         """Admit one request against its tenant's limits and idempotency keys, all or nothing:
         :class:`RateLimited`, :class:`TooManyActive`, :class:`IdempotencyMismatch` or
         :class:`JobConflict` store nothing."""
-        (admitted,) = await self.admit_many([request])
+        (admitted,) = await self._admit([(request, self._request_rows(request))])
         if isinstance(admitted, TideError):
             raise admitted
         return admitted
@@ -152,12 +152,7 @@ class Queue:
             )
             packed.extend(rows)
         settings = self.settings
-        args = [
-            self.keys.idempotency_prefix,
-            settings.idempotency_ttl_s,
-            settings.list_index_max,
-            pack(packed),
-        ]
+        args = [settings.idempotency_ttl_s, settings.list_index_max, pack(packed)]
         replies = await self.scripts(Script.SUBMIT, args)
         results: list[Admitted | TideError] = []
         for (request, rows), reply in zip(batch, replies, strict=True):

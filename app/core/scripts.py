@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.core.keys import GROUP, Keys
+from app.core.keys import Keys
 from app.core.settings import CoreSettings
 
 _INCLUDE = re.compile(r"^--!include (\w+)$", re.MULTILINE)
@@ -47,7 +47,12 @@ class Script(StrEnum):
 @cache
 def source(name: str) -> str:
     """The script's text with its includes resolved, each pasted once."""
-    return _resolve(resources.files("app.core.lua").joinpath(f"{name}.lua").read_text(), set())
+    return resolve(resources.files("app.core.lua").joinpath(f"{name}.lua").read_text())
+
+
+def resolve(text: str) -> str:
+    """``text`` with its ``--!include`` lines replaced by the include files, each pasted once."""
+    return _resolve(text, set())
 
 
 def _resolve(text: str, pasted: set[str]) -> str:
@@ -71,27 +76,9 @@ class Scripts:
     """Every script registered on one client, called with the shared KEYS/ARGV head."""
 
     def __init__(self, redis: Redis, keys: Keys, settings: CoreSettings) -> None:
-        head_keys = [
-            keys.delayed,
-            keys.events,
-            keys.scheduled_counts,
-            keys.queues,
-            keys.workers,
-            keys.workers_seen,
-            keys.metrics,
-        ]
-        head: list[str | int] = [
-            keys.job_prefix,
-            keys.queue_prefix,
-            keys.dead_prefix,
-            GROUP,
-            settings.events_max_changes,
-            settings.dead_maxlen,
-            settings.result_ttl_s,
-            keys.tenant_prefix,
-        ]
+        head = [settings.events_max_changes, settings.dead_maxlen, settings.result_ttl_s]
         # sent with every call: encoded once here rather than by the client at each call
-        self._keys = [key.encode() for key in head_keys]
+        self._keys = [keys.prefix.encode()]
         self._head = [str(value).encode() for value in head]
         self._scripts = {name: redis.register_script(source(name)) for name in Script}
 

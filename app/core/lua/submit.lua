@@ -1,8 +1,8 @@
 -- submit.lua: admit requests against their tenant's limits and idempotency keys, then create
 -- their jobs, pending or scheduled. Each request is all-or-nothing; requests are independent, so
 -- many clients' requests travel in one call (the API's group commit), each with its own verdict.
--- ARGV[FIRST] idempotency key prefix, +1 idempotency TTL (s), +2 most jobs kept in a tenant's
---   recent-jobs index, +3 the requests, packed: per request a head of five fields (the tenant
+-- ARGV[FIRST] idempotency TTL (s), +1 most jobs kept in a tenant's recent-jobs index,
+--   +2 the requests, packed: per request a head of five fields (the tenant
 --   whose limits apply, its rpm limit and active limit ('' = none), 1 when the ids were given
 --   by the caller and must be checked, job count n) then n records of eleven fields (id,
 --   tenant, queue, type, payload JSON, max_attempts, timeout_s, delay_ms, run_at_ms (absolute,
@@ -13,8 +13,9 @@
 -- {'exists', id} · {'idempotency_mismatch', key} · {'over_rpm', limit, remaining, ms until a
 -- slot frees, ms until the request would fit} · {'over_active', limit, active, requested}
 --!include transitions
-local IDEM, IDEM_TTL, INDEX_MAX = ARGV[FIRST], ARGV[FIRST + 1], tonumber(ARGV[FIRST + 2])
-local r = records(ARGV[FIRST + 3])
+local IDEM = P .. ':idem:' -- Keys.idempotency: IDEM .. tenant .. ':' .. key
+local IDEM_TTL, INDEX_MAX = ARGV[FIRST], tonumber(ARGV[FIRST + 1])
+local r = records(ARGV[FIRST + 2])
 local now = now_ms()
 local created = fmt(now)
 local queues, made, grown = {}, {}, {} -- made: tenant -> jobs of this request; grown: indexes

@@ -309,6 +309,13 @@ async def test_a_malformed_batch_is_422(api: ApiClient, body: Any) -> None:
     await assert_error(response, 422, "validation_error")
 
 
+async def test_a_batch_items_unprintable_idempotency_key_is_422(api: ApiClient) -> None:
+    body = {"jobs": [{"type": "t", "idempotency_key": "a\u00a0b"}]}
+    response = await api.post("/v1/jobs/batch", json=body, headers=key(ACME))
+    error = await assert_error(response, 422, "validation_error")
+    assert "idempotency_key" in str(error["details"])
+
+
 # -- listing, cancel, retry ---------------------------------------------------------------------
 
 

@@ -82,3 +82,26 @@ async def test_a_lowered_cap_shrinks_the_stream_a_hundred_entries_per_call(
         await tight.submit(JobSpec(type="n"))
         lengths.append(await any_redis.xlen(tight.keys.events))
     assert lengths == [151, 52, 20, 20]
+
+
+async def test_each_entry_counts_every_change_so_far(any_redis: Redis, capped: Queue) -> None:
+    await capped.submit(JobSpec(type="n"))
+    await capped.submit_many([JobSpec(type="n") for _ in range(3)])
+    await capped.submit(JobSpec(type="n"))
+    kept = await entries(any_redis, capped)
+    assert [(e["n"], e["c"]) for e in kept] == [("1", "1"), ("3", "4"), ("1", "5")]
+
+
+async def test_a_stream_without_its_counter_goes_on_counting_from_its_newest_entry(
+    any_redis: Redis, fast: CoreSettings
+) -> None:
+    """A stream written before the counter existed (or whose counter was lost) is still trimmed
+    to the newest changes: its entries are never mistaken for newer ones."""
+    queue = Queue(any_redis, fast.model_copy(update={"events_max_changes": 10}))
+    for _ in range(8):
+        await queue.submit(JobSpec(type="n"))
+    await any_redis.delete(queue.keys.events_count)
+    for _ in range(5):
+        await queue.submit(JobSpec(type="n"))
+    kept = await entries(any_redis, queue)
+    assert [e["c"] for e in kept] == [str(c) for c in range(4, 14)]

@@ -10,7 +10,15 @@ import pytest
 from redis.asyncio import Redis
 
 from app.core.errors import InvalidRequest
-from app.core.models import MAX_ATTEMPTS, MAX_DELAY_S, MAX_TIMEOUT_S, JobSpec, JobStatus
+from app.core.models import (
+    MAX_ATTEMPTS,
+    MAX_DELAY_S,
+    MAX_TIMEOUT_S,
+    CheckedSpec,
+    JobSpec,
+    JobStatus,
+    checked,
+)
 from app.core.queue import Queue
 
 A_YEAR_AHEAD = timedelta(seconds=MAX_DELAY_S)
@@ -103,3 +111,12 @@ async def test_whole_seconds_are_stored_as_seconds_and_none_means_the_default(
     stored = await queue.get(job.id)
     assert stored is not None
     assert (stored.timeout_s, stored.max_attempts) == (10.0, queue.settings.default_max_attempts)
+
+
+def test_a_spec_checked_where_it_was_built_is_not_checked_again() -> None:
+    """The API's schemas check a request; the core trusts the CheckedSpec they build. A library
+    caller's JobSpec with the same fields is still checked in full."""
+    trusted = CheckedSpec(type="echo", max_attempts=3)
+    assert checked(trusted) is trusted
+    with pytest.raises(InvalidRequest, match="max_attempts"):
+        checked(JobSpec(type="echo", max_attempts=3.0))  # type: ignore[arg-type]

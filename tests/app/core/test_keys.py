@@ -13,7 +13,7 @@ from app.core.keys import GROUP, Keys
 from app.core.leases import LeaseClient, Outcome, Result
 from app.core.models import JobSpec
 from app.core.queue import Queue
-from app.core.scripts import Script, pack, source
+from app.core.scripts import Script, pack, resolve, source
 from app.core.settings import CoreSettings
 from tests.app.conftest import take
 
@@ -65,7 +65,7 @@ def test_each_script_loads_with_its_header_and_includes_resolved(script: Script)
     text = source(script.value)
     assert text.startswith(f"-- {script.value}.lua:")
     assert not re.search(r"^--!include", text, re.MULTILINE)
-    assert text.count("local FIRST = 9") == 1  # head pasted in, once
+    assert text.count("local FIRST = 4") == 1  # head pasted in, once
     assert re.search(r"\bARGV\[FIRST\]", text)
 
 
@@ -74,6 +74,29 @@ def test_an_include_that_several_includes_share_is_pasted_once() -> None:
     assert text.count("local function holds_lease") == 1
     assert text.count("local function done") == 1
     assert text.count("local function now_ms") == 1
+
+
+async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redis) -> None:
+    """The scripts get only the prefix: the names they build must be the ones Python reads."""
+    keys = Keys("{acme}")
+    names = "DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN, METRICS, JOB, QUEUE, DEAD, TENANT"
+    lua = resolve(f"--!include head\nreturn {{{names}, GROUP, EVENTS .. ':count'}}")
+    built = await any_redis.eval(lua, 1, keys.prefix, "1", "2", "3")  # type: ignore[misc]
+    assert built == [
+        keys.delayed,
+        keys.events,
+        keys.scheduled_counts,
+        keys.queues,
+        keys.workers,
+        keys.workers_seen,
+        keys.metrics,
+        keys.job_prefix,
+        keys.queue_prefix,
+        keys.dead_prefix,
+        keys.tenant_prefix,
+        GROUP,
+        keys.events_count,
+    ]
 
 
 def test_pack_joins_every_field_with_newlines() -> None:

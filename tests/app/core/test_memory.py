@@ -77,6 +77,7 @@ async def test_a_run_of_jobs_leaves_no_entries_and_no_job_records(
     assert remaining - counters <= {
         queue.keys.queue("default"),
         queue.keys.events,
+        queue.keys.events_count,
         queue.keys.queues,
         queue.keys.metrics,  # counters per queue, status and tenant: not per job
     }

@@ -4,7 +4,9 @@
 
 -- status changes are collected and appended as ONE events-stream entry per script call:
 -- fields n (count), c (running count of changes up to and including this entry's) and changes
--- (four fields per change: job id, status, queue, tenant).
+-- (four fields per change: job id, status, queue, tenant). The running count is kept in its own
+-- counter, EVENTS .. ':count' (Keys.events_count): one INCRBY instead of reading the newest entry.
+local EVENTS_COUNT = EVENTS .. ':count'
 local changes = {}
 local function emit(id, status, queue, tenant)
   local n = #changes
@@ -44,8 +46,17 @@ end
 -- backlog (a lowered cap) shrinks over the next calls.
 local function append_events()
   local n = #changes / 4
-  local newest = redis.call('XREVRANGE', EVENTS, '+', '-', 'COUNT', 1)[1]
-  local count = n + (newest and running_count(newest) or 0)
+  local count = redis.call('INCRBY', EVENTS_COUNT, n)
+  if count == n then
+    -- a new counter next to a stream that may have entries (written before the counter
+    -- existed, or the counter was lost): go on from the newest entry's count, so trimming
+    -- never mistakes the older entries for newer ones
+    local newest = redis.call('XREVRANGE', EVENTS, '+', '-', 'COUNT', 1)[1]
+    if newest then
+      count = n + running_count(newest)
+      redis.call('SET', EVENTS_COUNT, count)
+    end
+  end
   redis.call('XADD', EVENTS, '*', 'n', n, 'c', count, 'changes', table.concat(changes, '\n'))
   local outdated = count - tonumber(EVENTS_MAX_CHANGES)
   if outdated < 1 then

@@ -1,20 +1,22 @@
 -- head.lua: the KEYS/ARGV head every Tide script is called with (built once by app/core/scripts.py)
 -- and the small helpers every script uses.
--- KEYS[1] delayed zset      KEYS[2] events stream   KEYS[3] scheduled-count hash
--- KEYS[4] queue-name set    KEYS[5] worker hash     KEYS[6] worker last-seen zset
--- KEYS[7] metrics hash (fleet-wide counters, see done.lua's tally)
--- ARGV[1] job key prefix    ARGV[2] queue key prefix  ARGV[3] dead key prefix  ARGV[4] group
--- ARGV[5] events max changes  ARGV[6] dead maxlen     ARGV[7] result ttl (s)
--- ARGV[8] tenant key prefix (a tenant's keys are TENANT .. tenant .. ':active' and the like)
--- A script's own arguments start at ARGV[FIRST]. A batch of records travels as ONE argument,
--- fields joined by newlines (JSON is compact and names are checked, so no field holds one):
--- the client then encodes one argument per call instead of several per job.
-local DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local METRICS = KEYS[7]
-local JOB, QUEUE, DEAD, GROUP = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local EVENTS_MAX_CHANGES, DEAD_MAXLEN, RESULT_TTL = ARGV[5], ARGV[6], ARGV[7]
-local TENANT = ARGV[8]
-local FIRST = 9
+-- KEYS[1] the key prefix (default '{tide}'): every key below is built from it, as
+--   app/core/keys.py builds them (tests/app/core/test_keys.py holds the two in step). It carries
+--   the hash tag, so declaring it routes the call to the deployment's one Redis Cluster slot.
+-- ARGV[1] events max changes  ARGV[2] dead maxlen  ARGV[3] result ttl (s)
+-- A script's own arguments start at ARGV[FIRST]. Few, short head arguments: each one costs the
+-- client and Redis on every call. A batch of records travels as ONE argument, fields joined by
+-- newlines (JSON is compact and names are checked, so no field holds one): the client then
+-- encodes one argument per call instead of several per job.
+local P = KEYS[1]
+local DELAYED, EVENTS, SCHEDULED = P .. ':delayed', P .. ':events', P .. ':scheduled'
+local QUEUES, WORKERS, SEEN = P .. ':queues', P .. ':workers', P .. ':workers:seen'
+local METRICS = P .. ':metrics' -- fleet-wide counters, see done.lua's tally
+local JOB, QUEUE, DEAD = P .. ':job:', P .. ':q:', P .. ':dead:'
+local TENANT = P .. ':tenant:' -- a tenant's keys are TENANT .. tenant .. ':active' and the like
+local GROUP = 'workers' -- app.core.keys.GROUP
+local EVENTS_MAX_CHANGES, DEAD_MAXLEN, RESULT_TTL = ARGV[1], ARGV[2], ARGV[3]
+local FIRST = 4
 
 local unpack = unpack or table.unpack
 
