@@ -147,7 +147,7 @@ class Attempts:
             await self._turns.wait(task.limit)
             waited = round(time.monotonic() - asked, 3)
             running.waiting_turn = False
-        if self._settings.log_job_events:
+        if self._settings.job_lines:
             self._log.info("job.started", type=lease.type, limit_wait_s=waited, **lease.describe())
         return await execute(task, lease, ctx, self._settings, self.threads)
 

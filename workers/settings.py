@@ -26,6 +26,12 @@ class WorkerSettings(CoreSettings):
     )
 
     @property
+    def job_lines(self) -> bool:
+        """Whether the per-job INFO lines are wanted *and* would be written: at a higher
+        ``LOG_LEVEL`` they would be dropped anyway, so their fields are not even built."""
+        return self.log_job_events and self.log_level.lower() in ("debug", "info")
+
+    @property
     def queue_list(self) -> list[str]:
         return [q.strip() for q in self.queues.split(",") if q.strip()]
 

@@ -62,7 +62,7 @@ class Worker:
         self.leases = LeaseClient(redis, settings, self.id)
         self.renewal = LeaseRenewal(self.leases)
         self.finisher = FinishBatcher(
-            self.leases, self.renewal, self.counters, self.log, settings.log_job_events
+            self.leases, self.renewal, self.counters, self.log, settings.job_lines
         )
         self.limiter = Limiter(redis, self.leases.keys, rates)
         self.attempts = Attempts(

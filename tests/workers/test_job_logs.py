@@ -58,3 +58,13 @@ async def test_job_lines_can_be_turned_off(
             jobs = await queue.submit_many([JobSpec(type="note") for _ in range(3)])
             await wait_terminal(queue, [j.id for j in jobs])
     assert [e for e in logs if e["event"].startswith("job.")] == []
+
+
+async def test_job_lines_are_not_built_when_the_log_level_would_drop_them(
+    queue: Queue, start_worker: StartWorker, bound: list[dict[str, Any]]
+) -> None:
+    with capture_logs() as logs:  # captures whatever is emitted, whatever the level
+        async with start_worker(log_level="warning"):
+            jobs = await queue.submit_many([JobSpec(type="note") for _ in range(3)])
+            await wait_terminal(queue, [j.id for j in jobs])
+    assert [e for e in logs if e["event"] in ("job.started", "job.succeeded")] == []
