@@ -7,13 +7,10 @@ the HTTP figures (``tide_http_*``) are this replica's own, counted by :func:`htt
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client import Histogram as HttpHistogram
 from prometheus_client.exposition import choose_encoder
@@ -64,25 +61,6 @@ class HttpMetrics:
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 
-@web.middleware
-async def http_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Counts every request with the status the client got (the outermost middleware)."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    except asyncio.CancelledError:
-        status = 499
-        raise
-    finally:
-        request.app[HTTP_METRICS].observe(request, status, time.perf_counter() - started)
-
-
 async def metrics(request: web.Request) -> web.Response:
     snapshot = await read_metrics(request.app[QUEUE], TOP_TENANTS)
     accept = request.headers.get("Accept", "")
@@ -95,9 +73,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """The route, and the middleware outside every other so it sees the final status."""
+    """The route, and this replica's HTTP figures (``log_middleware`` records each request)."""
     app[HTTP_METRICS] = HttpMetrics()
-    app.middlewares.insert(0, http_middleware)
     app.router.add_get("/metrics", metrics, name="metrics")
 
 

@@ -27,6 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.api.limits import limit_headers
+from app.api.metrics import HTTP_METRICS
 from app.api.responses import ApiError, error_response
 from app.core.errors import InvalidRequest, JobConflict, JobNotFound, OverLimit, TideError
 
@@ -142,7 +143,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 @web.middleware
 async def log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """One structured line per request, after the error middleware has settled the status."""
+    """One structured line per request, and this replica's HTTP metrics, after the error
+    middleware has settled the status."""
     started = time.perf_counter()
     status = 500
     try:
@@ -156,6 +158,9 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         status = 499  # the client went away before the answer
         raise
     finally:
-        ms = round((time.perf_counter() - started) * 1000, 2)
+        seconds = time.perf_counter() - started
+        if (http := request.app.get(HTTP_METRICS)) is not None:
+            http.observe(request, status, seconds)
+        ms = round(seconds * 1000, 2)
         emit = log.debug if request.path in _QUIET_PATHS else log.info
         emit("api.request", method=request.method, path=request.path, status=status, ms=ms)
