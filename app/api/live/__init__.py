@@ -48,6 +48,8 @@ async def _run_hub(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _close_sockets(app: web.Application) -> None:
+    """Every open socket is told the server goes away (1001), at once, not one by one."""
     sockets: list[web.WebSocketResponse] = list(app[SOCKETS].keys())
-    for socket in sockets:
-        await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    await asyncio.gather(
+        *(ws.close_within(s, WSCloseCode.GOING_AWAY, b"server shutdown") for s in sockets)
+    )

@@ -19,9 +19,18 @@ from typing import Any
 import orjson
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from app.core.events import JobEvent, newest_entry, parse_entry
+from app.core.events import (
+    WHOLE,
+    JobEvent,
+    Position,
+    lost_after,
+    newest_entry,
+    oldest_entry,
+    parse_entry,
+)
 from app.core.keys import Keys
 
 log = structlog.get_logger("tide.api")
@@ -30,6 +39,8 @@ READ_COUNT = 100
 """Entries per ``XREAD``: a burst is read in few round trips."""
 RETRY_S = 1.0
 """Pause after a failed read, so a Redis outage is not a busy loop."""
+READY_TIMEOUT_S = 5.0
+"""How long a new subscriber waits for a reader that cannot reach Redis."""
 
 
 def job_of(event: JobEvent) -> dict[str, str]:
@@ -100,6 +111,14 @@ class Hub:
         self._by_job: dict[str, set[Subscriber]] = {}
         self._reader: asyncio.Task[None] | None = None
 
+    async def wait_ready(self) -> None:
+        """Returns once the reader knows where it stands; a Redis ``ConnectionError`` (a 503, an
+        error frame) if it cannot get there within ``READY_TIMEOUT_S``."""
+        try:
+            await asyncio.wait_for(self.ready.wait(), READY_TIMEOUT_S)
+        except TimeoutError:
+            raise RedisConnectionError("the events reader cannot reach Redis") from None
+
     def subscribe(self, sub: Subscriber, jobs: Iterable[str] | None) -> None:
         """Add ``sub`` following ``jobs`` (None: all it may see), replacing what it followed."""
         self.unsubscribe(sub)
@@ -141,16 +160,21 @@ class Hub:
         return found
 
     async def _read(self) -> None:
+        failed = False
         while True:
             try:
                 if not self.ready.is_set():
                     self.cursor = await newest_entry(self.redis, self.keys)
                     self.ready.set()
+                if failed:
+                    await self._check_gap()
+                    failed = False
                 reply: Any = await self.redis.xread(
                     {self.keys.events: self.cursor}, count=READ_COUNT, block=self.block_ms
                 )
             except RedisError as exc:
                 log.warning("api.events_read_failed", error=str(exc), retry_in_s=RETRY_S)
+                failed = True
                 await asyncio.sleep(RETRY_S)
                 continue
             for _stream, entries in reply or []:
@@ -160,11 +184,28 @@ class Hub:
                     await asyncio.sleep(0)  # senders drain between entries: only a client
                     # whose socket is backed up falls behind, not one that met a burst
 
+    def position(self) -> Position:
+        """Where "from now on" starts: after the newest entry handed out."""
+        return (*_entry(self.cursor), WHOLE)
+
+    async def _check_gap(self) -> None:
+        """After a failed read: if the capped stream dropped changes meanwhile, every
+        subscriber is told (``gap``) rather than silently missing them."""
+        if lost_after(self.position(), await oldest_entry(self.redis, self.keys)):
+            log.warning("api.events_gap", after=self.cursor)
+            gap = orjson.dumps({"op": "gap", "after": self.cursor}).decode()
+            self.broadcast(gap, self.subscribers())
+
     async def close(self) -> None:
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
+
+
+def _entry(entry_id: str) -> tuple[int, int]:
+    ms, seq = entry_id.split("-")
+    return int(ms), int(seq)
 
 
 def _discard(index: dict[Any, set[Subscriber]], key: Any, sub: Subscriber) -> None:

@@ -19,7 +19,6 @@ from app.api.live.hub import Delivery, Subscriber, job_of
 from app.api.live.state import HUB
 from app.api.state import QUEUE, SETTINGS
 from app.core.events import (
-    WHOLE,
     JobEvent,
     Position,
     format_position,
@@ -53,8 +52,8 @@ async def poll_events(request: web.Request) -> web.Response:
     sub = Subscriber(None if who.admin else who.tenant, PAGE_ENTRIES, lambda: None)
     hub.subscribe(sub, None)  # before reading the history: nothing falls between the two
     try:
-        await hub.ready.wait()
-        after = parse_position(query.after) if query.after else (*_entry(hub.cursor), WHOLE)
+        await hub.wait_ready()
+        after = parse_position(query.after) if query.after else hub.position()
         gap = lost_after(after, await oldest_entry(queue.redis, queue.keys))
         for _ in range(PAGES_MAX):
             events, more = await read_after(queue.redis, queue.keys, after, PAGE_ENTRIES)
@@ -85,11 +84,10 @@ async def _wait(sub: Subscriber, after: Position, timeout_s: float) -> list[JobE
     return found
 
 
-def _newer(delivery: Delivery, after: Position) -> list[JobEvent]:
-    event, _frame = delivery
+def _newer(item: Delivery | str, after: Position) -> list[JobEvent]:
+    """The change an item brings, if new; a ``gap`` broadcast (a str) is in the page's own
+    ``gap`` check already."""
+    if isinstance(item, str):
+        return []
+    event, _frame = item
     return [event] if event.position > after else []
-
-
-def _entry(entry_id: str) -> tuple[int, int]:
-    ms, seq = entry_id.split("-")
-    return int(ms), int(seq)

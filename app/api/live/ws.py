@@ -15,6 +15,7 @@ import orjson
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from redis.exceptions import RedisError
 
 from app.api.auth import AUTHENTICATOR, Principal, principal_of
 from app.api.live.hub import Subscriber, event_frame
@@ -60,6 +61,13 @@ class Replay:
         self.after = after
 
 
+async def close_within(ws: web.WebSocketResponse, code: int, message: bytes) -> None:
+    """Close with ``code``; a peer that reads nothing cannot hold the close up: after
+    ``CUT_TIMEOUT_S`` the transport is closed anyway."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(ws.close(code=code, message=message, drain=False), CUT_TIMEOUT_S)
+
+
 def frame(op: str, **fields: Any) -> str:
     return orjson.dumps({"op": op, **fields}).decode()
 
@@ -86,11 +94,7 @@ class Session:
             self._closing = asyncio.get_running_loop().create_task(self._cut())
 
     async def _cut(self) -> None:
-        """Close with ``TOO_SLOW``; a peer that reads nothing cannot hold the close up: after
-        ``CUT_TIMEOUT_S`` the transport is closed anyway."""
-        close = self.ws.close(code=TOO_SLOW, message=b"too slow: resume with after", drain=False)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(close, CUT_TIMEOUT_S)
+        await close_within(self.ws, TOO_SLOW, b"too slow: resume with after")
 
     def send(self, item: str | Replay) -> None:
         self.sub.offer(item)
@@ -108,7 +112,12 @@ class Session:
             self.error("invalid_frame", _first_error(exc))
             return
         self.hub.subscribe(self.sub, None if request.jobs == "all" else request.jobs)
-        await self.hub.ready.wait()
+        try:
+            await self.hub.wait_ready()
+        except RedisError as exc:
+            self.hub.unsubscribe(self.sub)
+            self.error("redis_unavailable", f"{exc}; subscribe again shortly")
+            return
         if request.after is not None:
             self.send(Replay(parse_position(request.after)))
         self.send(frame("subscribed", jobs=request.jobs, after=request.after))

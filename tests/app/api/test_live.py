@@ -427,3 +427,28 @@ async def test_a_long_poll_with_a_bad_cursor_or_timeout_is_a_422(api: ApiClient)
     for query in ("after=yesterday", "timeout_s=31", "timeout_s=-1", "other=1"):
         response = await api.get(f"/v1/events?{query}", headers=key(ACME))
         await assert_error(response, 422, "validation_error")
+
+
+# -- failures and shutdown ----------------------------------------------------------------------
+
+
+async def test_a_subscribe_while_redis_is_unreachable_gets_an_error_frame_not_a_hang(
+    down_queue: Queue, live_settings: ApiSettings, make_client: MakeApiClient
+) -> None:
+    api = await make_client(create_app(live_settings, down_queue))
+    ws = await api.ws_connect("/v1/ws", headers=key(ACME))
+    await ws.send_json({"op": "subscribe", "jobs": "all"})
+    (error,) = await frames_until(ws, has("error"), timeout_s=15)
+    assert error["code"] == "redis_unavailable"
+    assert not ws.closed
+
+
+async def test_shutting_the_api_down_closes_its_sockets_as_going_away(api: ApiClient) -> None:
+    ws = await api.ws_connect("/v1/ws", headers=key(ACME))
+    await subscribe(ws)
+    closing = asyncio.ensure_future(api.server.close())
+    async with asyncio.timeout(10):
+        while (message := await ws.receive()).type is WSMsgType.TEXT:
+            pass
+    assert (message.type, message.data) == (WSMsgType.CLOSE, 1001)
+    await closing
