@@ -31,6 +31,8 @@ from app.process.http import json_response
 
 PAGE_ENTRIES = 100
 """Entries read per page of history."""
+EVENTS_MAX = 1000
+"""Changes per answer at most: the cursor can stop mid-entry, so a huge batch takes several."""
 PAGES_MAX = 10
 """Pages of other tenants' changes skipped before answering with none (and a new cursor)."""
 
@@ -60,12 +62,15 @@ async def poll_events(request: web.Request) -> web.Response:
             if events:
                 after = events[-1].position
             if visible := [e for e in events if sub.may_see(e)]:
+                if len(visible) > EVENTS_MAX:
+                    visible = visible[:EVENTS_MAX]
+                    after = visible[-1].position
                 return _page(visible, after, gap)
             if not more:
                 break
         else:
             return _page([], after, gap)
-        live = await _wait(sub, after, timeout_s)
+        live = (await _wait(sub, after, timeout_s))[:EVENTS_MAX]
         return _page(live, live[-1].position if live else after, gap)
     finally:
         hub.unsubscribe(sub)

@@ -39,7 +39,7 @@ log = structlog.get_logger("tide.api")
 TOO_SLOW = 4008
 """Close code of a socket whose client fell more than ``LIVE_QUEUE_MAX`` frames behind."""
 CUT_TIMEOUT_S = 1.0
-REPLAY_PAGE = 500
+REPLAY_PAGE = 100
 MAX_FRAME_BYTES = 1 << 20
 MAX_JOBS = 10_000
 

@@ -452,3 +452,19 @@ async def test_shutting_the_api_down_closes_its_sockets_as_going_away(api: ApiCl
             pass
     assert (message.type, message.data) == (WSMsgType.CLOSE, 1001)
     await closing
+
+
+async def test_a_long_poll_answers_a_huge_batch_in_pages_that_resume_mid_batch(
+    api: ApiClient, queue: Queue
+) -> None:
+    response = await api.get("/v1/events?timeout_s=0", headers=key(ACME))
+    cursor = (await response.json())["last_event_id"]
+    jobs = await queue.submit_many([JobSpec(type="t", tenant="acme") for _ in range(1500)])
+    seen: list[str] = []
+    for _ in range(2):
+        response = await api.get(f"/v1/events?after={cursor}&timeout_s=0", headers=key(ACME))
+        page = await response.json()
+        seen += [e["job"]["id"] for e in page["events"]]
+        cursor = page["last_event_id"]
+    assert len(page["events"]) == 500
+    assert seen == [j.id for j in jobs]
