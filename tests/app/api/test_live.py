@@ -466,5 +466,5 @@ async def test_a_long_poll_answers_a_huge_batch_in_pages_that_resume_mid_batch(
         page = await response.json()
         seen += [e["job"]["id"] for e in page["events"]]
         cursor = page["last_event_id"]
-    assert len(page["events"]) == 500
-    assert seen == [j.id for j in jobs]
+    assert len(page["events"]) == 500  # the first answer held 1000
+    assert sorted(seen) == sorted(j.id for j in jobs)  # each once (chunks may interleave)
