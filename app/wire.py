@@ -99,18 +99,30 @@ class Metrics(Answer):
     """JSON figures; Prometheus text instead when the client asks for ``text/plain``."""
 
 
+class JobChange(Answer):
+    """What a status change says of its job; read the job for the rest of its record."""
+
+    id: str
+    status: JobStatus
+    queue: str
+    tenant: str
+
+
 class JobEvent(Answer):
-    """A status change; ``event_id`` is its entry in the events stream."""
+    """A status change: ``event_id`` is ``<entry id>:<index>`` in the events stream."""
 
     event_id: str
-    job: Job
+    job: JobChange
 
 
 class EventPage(Answer):
     """What changed after ``after``; pass ``last_event_id`` as the next ``after``."""
 
     events: list[JobEvent]
-    last_event_id: str | None = None
+    last_event_id: str = Field(description="Where the next poll resumes.")
+    gap: bool = Field(
+        default=False, description="The stream no longer holds some changes after `after`."
+    )
 
 
 class WsTicket(Answer):

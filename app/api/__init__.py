@@ -8,7 +8,7 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from app.api import docs, health, jobs, metrics, openapi, queues
+from app.api import docs, health, jobs, live, metrics, openapi, queues
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from app.api.group_commit import GroupCommit
 from app.api.middleware import error_middleware, log_middleware
@@ -41,6 +41,7 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
     openapi.add_routes(app)
     docs.add_routes(app)
     metrics.setup(app)
+    live.setup(app)
     return app
 
 

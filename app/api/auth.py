@@ -25,6 +25,8 @@ log = structlog.get_logger("tide.api")
 
 HEADER = "X-API-Key"
 PUBLIC_TENANT = "public"
+TICKET_PATH = "/v1/ws"
+"""Browsers cannot set headers on a WebSocket: they authenticate there with a ticket."""
 CACHE_MAX = 10_000
 """Cached lookups kept at most: a flood of random keys cannot grow memory without bound."""
 
@@ -125,8 +127,14 @@ def principal_of(request: web.Request) -> Principal:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolves the caller of every routed ``/v1`` request; 401 without a known key."""
-    if request.path.startswith("/v1/") and request.match_info.http_exception is None:
+    """Resolves the caller of every routed ``/v1`` request; 401 without a known key. A
+    WebSocket upgrade with a ``?ticket=`` is the exception: its handler redeems the ticket."""
+    by_ticket = request.path == TICKET_PATH and "ticket" in request.query
+    if (
+        request.path.startswith("/v1/")
+        and request.match_info.http_exception is None
+        and not by_ticket
+    ):
         authenticator = request.app[AUTHENTICATOR]
         request[PRINCIPAL] = await authenticator.principal(request.headers.get(HEADER))
     return await handler(request)

@@ -174,9 +174,13 @@ ROUTES: tuple[Operation, ...] = (
         "WebSocket live updates",
         "live",
         (Reply(101, "Switching protocols: JSON text frames follow.", None),),
-        (401, 503),
+        (401, 403, 503),
         description='Send `{"op": "subscribe", "jobs": [ids] | "all", "after"?}`; the '
-        "server sends `event`, `stats` and `error` frames. Browsers pass `?ticket=`.",
+        "server answers `subscribed` (after replaying what came after `after`, preceded by "
+        "`gap` if the stream no longer holds all of it), then sends `event`, `stats` (once a "
+        "second) and `error` frames. Browsers pass `?ticket=` from `POST /v1/ws/ticket` "
+        "(single use, 60 s); a page's `Origin` must be in ALLOWED_ORIGINS (403). A client "
+        "that falls LIVE_QUEUE_MAX frames behind is closed with code 4008.",
     ),
     Operation(
         "get",
@@ -226,7 +230,8 @@ ERRORS: dict[int, tuple[str, str, tuple[str, ...]]] = {
     400: ("BadRequest", "The body is not JSON, or could not be read (`invalid_json`, "
           "`invalid_body`).", ()),
     401: ("Unauthorized", "No X-API-Key, or an unknown or revoked one (`unauthorized`).", ()),
-    403: ("Forbidden", "Only an admin key may do this (`forbidden`).", ()),
+    403: ("Forbidden", "Only an admin key may do this (`forbidden`), or the page's Origin may "
+          "not open a WebSocket (`forbidden_origin`).", ()),
     404: ("NotFound", "No such job for this tenant (`job_not_found`), or no such route.", ()),
     409: ("Conflict", "The job's state forbids the action (`job_conflict`), or the job an "
           "Idempotency-Key created has expired since.", ()),

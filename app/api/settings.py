@@ -49,6 +49,15 @@ class ApiSettings(CoreSettings):
     batch_max: int = Field(default=1000, ge=1, le=10_000)
     key_cache_s: float = Field(default=5.0, ge=0)
     """How long the API trusts a key lookup: a revoked key stops working within this time."""
+    allowed_origins: str = ""
+    """``https://a.example,https://b.example``: pages that may open ``/v1/ws``. Empty: only the
+    API's own origin. Clients that send no ``Origin`` (not browsers) are not checked."""
+    live_queue_max: int = Field(default=10_000, ge=1)
+    """Frames one WebSocket may have waiting: a client further behind is cut off (close 4008)."""
+    long_poll_max_s: float = Field(default=30.0, ge=0, le=30)
+    """The longest ``GET /v1/events`` waits, whatever its ``timeout_s`` asks."""
+    ws_heartbeat_s: float = Field(default=20.0, gt=0)
+    """WebSocket ping interval: a peer that does not answer within it is closed."""
 
     @field_validator("api_keys")
     @classmethod
@@ -61,6 +70,12 @@ class ApiSettings(CoreSettings):
     def _admin_api_keys(cls, text: str) -> str:
         _pairs(text, "ADMIN_API_KEYS", ADMIN_TENANT)
         return text
+
+    def origins(self) -> frozenset[str]:
+        """``ALLOWED_ORIGINS`` as a set, without trailing slashes."""
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
     def env_keys(self) -> list[tuple[str, str, bool]]:
         """(tenant, secret, admin) of every key given in the environment."""

@@ -2,12 +2,15 @@
 
 Each script call that changes statuses appends ONE entry holding all its changes (see
 ``done.lua`` in ``app/core/lua/include/``): per-job entries cost a third of a worker's throughput.
-An event's id is its entry's id, so "replay after id X" never splits a batch. The stream keeps
-the newest ``EVENTS_MAX_CHANGES`` changes in whole entries, however large the batches.
+A change's event id is its entry's id plus its index in the entry (``1700000000000-0:3``), so a
+reader that stopped in the middle of a large batch resumes exactly where it stopped; a bare
+entry id means "after that whole entry". The stream keeps the newest ``EVENTS_MAX_CHANGES``
+changes in whole entries, however large the batches.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,26 +18,57 @@ from redis.asyncio import Redis
 
 from app.core.keys import Keys
 
+EVENT_ID_PATTERN = r"^\d+-\d+(:\d+)?$"
+WHOLE = 2**62
+"""The index of a position after every change of its entry."""
+
+Position = tuple[int, int, int]
+"""An event id as a sortable (milliseconds, sequence, index)."""
+
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
-    event_id: str
+    entry_id: str
+    index: int
     job_id: str
     status: str
     queue: str
     tenant: str
 
+    @property
+    def event_id(self) -> str:
+        return f"{self.entry_id}:{self.index}"
+
+    @property
+    def position(self) -> Position:
+        ms, seq = self.entry_id.split("-")
+        return int(ms), int(seq), self.index
+
+
+def parse_position(event_id: str) -> Position:
+    """``ms-seq`` (after the whole entry) or ``ms-seq:index``; ValueError for anything else."""
+    if not re.match(EVENT_ID_PATTERN, event_id):
+        raise ValueError(f"not an event id: {event_id!r}")
+    entry, _, index = event_id.partition(":")
+    ms, seq = entry.split("-")
+    return int(ms), int(seq), int(index) if index else WHOLE
+
+
+def format_position(position: Position) -> str:
+    ms, seq, index = position
+    return f"{ms}-{seq}" if index == WHOLE else f"{ms}-{seq}:{index}"
+
 
 def parse_entry(entry_id: str, fields: dict[str, str]) -> list[JobEvent]:
     """The status changes one events-stream entry holds, in the order they happened."""
     values = fields["changes"].split("\n")
-    return [JobEvent(entry_id, *values[i : i + 4]) for i in range(0, len(values), 4)]
+    return [JobEvent(entry_id, i // 4, *values[i : i + 4]) for i in range(0, len(values), 4)]
 
 
 async def read_events(
     redis: Redis, keys: Keys, after: str = "0-0", count: int = 100, block_ms: int | None = None
 ) -> list[JobEvent]:
-    """Changes recorded after ``after`` (an entry id; ``$`` for only new ones)."""
+    """Changes recorded after entry ``after`` (``$`` for only new ones); ``count`` entries."""
     reply: Any = await redis.xread({keys.events: after}, count=count, block=block_ms)
     return [
         event
@@ -42,3 +76,35 @@ async def read_events(
         for entry_id, fields in entries
         for event in parse_entry(entry_id, fields)
     ]
+
+
+async def read_after(
+    redis: Redis, keys: Keys, after: Position, count: int
+) -> tuple[list[JobEvent], bool]:
+    """Changes after ``after``, from at most ``count`` entries (the first may be ``after``'s
+    own, resumed mid-way), and whether the stream may hold more."""
+    ms, seq, _ = after
+    entries: Any = await redis.xrange(keys.events, min=f"{ms}-{seq}", max="+", count=count)
+    events = [e for eid, fields in entries for e in parse_entry(eid, fields) if e.position > after]
+    return events, len(entries) == count
+
+
+async def oldest_entry(redis: Redis, keys: Keys) -> Position | None:
+    """The position before the oldest change the capped stream still holds (None: empty)."""
+    entries: Any = await redis.xrange(keys.events, count=1)
+    if not entries:
+        return None
+    ms, seq = entries[0][0].split("-")
+    return int(ms), int(seq), -1
+
+
+async def newest_entry(redis: Redis, keys: Keys) -> str:
+    """The id of the newest entry, ``0-0`` for an empty stream: where "from now on" starts."""
+    entries: Any = await redis.xrevrange(keys.events, count=1)
+    return str(entries[0][0]) if entries else "0-0"
+
+
+def lost_after(after: Position, oldest: Position | None) -> bool:
+    """Whether the stream may have dropped changes that came after ``after`` (a gap): the
+    oldest change it holds is newer than ``after``. ``0-0`` asks for all it holds: no gap."""
+    return oldest is not None and after[:2] != (0, 0) and after[:2] < oldest[:2]

@@ -165,3 +165,9 @@ class Keys:
     def api_key_ids(self) -> str:
         """Hash key id -> digest: lists and revokes keys without their secrets."""
         return f"{self.prefix}:apikeys"
+
+    # -- live updates (DESIGN §5): WebSocket tickets for browsers ------------------------------
+
+    def ws_ticket(self, digest: str) -> str:
+        """JSON string: who a WebSocket ticket (found by its SHA-256 digest) acts for; expires."""
+        return f"{self.prefix}:wsticket:{digest}"

@@ -70,7 +70,7 @@ class FlowMeter:
         while events := await read_events(
             self.queue.redis, self.queue.keys, self._after, READ_COUNT
         ):
-            self._after = events[-1].event_id
+            self._after = events[-1].entry_id
             succeeded += sum(e.status == JobStatus.SUCCEEDED for e in events)
             failed += sum(e.status == JobStatus.FAILED for e in events)
         stats = await self.queue.stats(self.queues)

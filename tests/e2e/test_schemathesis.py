@@ -52,7 +52,7 @@ schema.config.generation.update(
 def api_base(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A ``tide api`` process; whatever it logs at level error fails the run."""
     log_path = tmp_path_factory.mktemp("api") / "api.log"
-    with ApiProcess(redis_server.url, log_path, LOG_LEVEL="warning") as api:
+    with ApiProcess(redis_server.url, log_path, LOG_LEVEL="warning", LONG_POLL_MAX_S="0.2") as api:
         yield api.base
     assert not api.errors(), "\n".join(api.errors())
 

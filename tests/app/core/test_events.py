@@ -43,10 +43,10 @@ async def test_many_large_batches_keep_only_the_newest_changes_in_whole_entries(
     # the newest changes are the ones kept, in order
     assert [e.job_id for e in events] == [j.id for j in submitted[-len(events) :]]
     # a replay after an entry id starts at the next whole entry
-    first = events[0].event_id
+    first = events[0].entry_id
     replay = await read_events(any_redis, capped.keys, after=first, count=1000)
     assert len(replay) == len(events) - SUBMIT_CHUNK
-    assert {e.event_id for e in replay}.isdisjoint({first})
+    assert {e.entry_id for e in replay}.isdisjoint({first})
 
 
 async def test_many_small_entries_are_capped_by_changes_too(

@@ -127,7 +127,7 @@ async def test_submit_appends_one_event_per_call(any_redis: Redis, queue: Queue)
         (later.id, "scheduled", "q2", "bob"),
         (soon.id, "pending", "q1", "public"),
     ]
-    first, second, third = (e.event_id for e in events)
+    first, second, third = (e.entry_id for e in events)
     assert first != second == third  # one stream entry per script call
 
 
