@@ -49,14 +49,15 @@ async def test_a_worker_killed_under_dev_is_restarted_and_runs_jobs(
         dev.kill()
 
 
+@pytest.mark.parametrize("workers", [["--workers", "2"], []], ids=["fixed", "scaled"])
 async def test_dev_exits_with_the_reason_when_its_workers_cannot_start(
-    redis_server: RedisServer, tmp_path: Path
+    redis_server: RedisServer, tmp_path: Path, workers: list[str]
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
     (project / "broken.py").write_text("import not_installed_anywhere\n")
-    env = dev_env(REDIS_URL=redis_server.url)
-    dev = DevProcess(tmp_path, ["--workers", "2", "--tasks", "broken"], env, cwd=project)
+    env = dev_env(REDIS_URL=redis_server.url, POLL_INTERVAL_MS="300")
+    dev = DevProcess(tmp_path, [*workers, "--tasks", "broken"], env, cwd=project)
     try:
         code = await dev.exited(30)
         err = dev.err_path.read_text()

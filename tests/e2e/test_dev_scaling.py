@@ -109,25 +109,6 @@ async def test_a_second_ctrl_c_hurries_the_scaled_workers_past_their_drain(
         dev.kill()
 
 
-async def test_dev_exits_with_the_reason_when_its_scaled_workers_cannot_start(
-    redis_server: RedisServer, tmp_path: Path
-) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "broken.py").write_text("import not_installed_anywhere\n")
-    env = dev_env(REDIS_URL=redis_server.url, **QUICK)
-    dev = DevProcess(tmp_path, ["--tasks", "broken"], env, cwd=project)
-    try:
-        code = await dev.exited(30)
-        err = dev.err_path.read_text()
-        assert code == 1, dev.output()
-        assert "not_installed_anywhere" in err  # the worker's own line
-        assert "tide dev: a worker exited with code 2" in err
-        assert "Traceback" not in err
-    finally:
-        dev.kill()
-
-
 @pytest.mark.parametrize(
     ("args", "env", "reason"),
     [
