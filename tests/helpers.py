@@ -233,3 +233,14 @@ class ApiProcess:
         """Its log lines at level error (an unhandled exception among them)."""
         lines = [line for line in self.output().splitlines() if line.startswith("{")]
         return [line for line in lines if orjson.loads(line).get("level") == "error"]
+
+
+ACME = "acme-secret-0123456789"
+BOLT = "bolt-secret-0123456789"
+ADMIN = "admin-secret-0123456789"
+"""API keys of the tests with auth on: tenants acme and bolt, and an admin."""
+
+
+def key(secret: str) -> dict[str, str]:
+    """The header that authenticates a request with ``secret``."""
+    return {"X-API-Key": secret}

@@ -14,7 +14,7 @@ from app.api.settings import ApiSettings
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.dev.redis_server import free_port
-from tests.helpers import API_MAX_BODY, ApiClient
+from tests.helpers import ACME, ADMIN, API_MAX_BODY, BOLT, ApiClient
 
 Client = ApiClient
 
@@ -29,6 +29,13 @@ def api_settings() -> ApiSettings:
         tenant_rpm=100_000,
         tenant_max_active=100_000,
     )
+
+
+@pytest.fixture
+def keyed_settings(api_settings: ApiSettings) -> ApiSettings:
+    """Auth on: keys for tenants acme and bolt and an admin, never cached between requests."""
+    update = {"api_keys": f"acme:{ACME},bolt:{BOLT}", "admin_api_keys": ADMIN, "key_cache_s": 0}
+    return api_settings.model_copy(update=update)
 
 
 @pytest.fixture

@@ -22,35 +22,22 @@ from app.api.settings import ApiSettings
 from app.core.leases import LeaseClient, Outcome, Result
 from app.core.models import JobSpec
 from app.core.queue import Queue
-from tests.helpers import ApiClient, MakeApiClient, assert_error
+from tests.helpers import ACME, ADMIN, BOLT, ApiClient, MakeApiClient, assert_error, key
 
 pytestmark = pytest.mark.redis
 
-ACME = "acme-secret-0123456789"
-BOLT = "bolt-secret-0123456789"
-ADMIN = "admin-secret-0123456789"
 Frame = dict[str, Any]
 WS = aiohttp.ClientWebSocketResponse
 
 
-def key(secret: str) -> dict[str, str]:
-    return {"X-API-Key": secret}
+@pytest.fixture
+def queue(real_redis: Redis, keyed_settings: ApiSettings) -> Queue:
+    return Queue(real_redis, keyed_settings)
 
 
 @pytest.fixture
-def live_settings(api_settings: ApiSettings) -> ApiSettings:
-    update = {"api_keys": f"acme:{ACME},bolt:{BOLT}", "admin_api_keys": ADMIN, "key_cache_s": 0}
-    return api_settings.model_copy(update=update)
-
-
-@pytest.fixture
-def queue(real_redis: Redis, live_settings: ApiSettings) -> Queue:
-    return Queue(real_redis, live_settings)
-
-
-@pytest.fixture
-async def api(queue: Queue, live_settings: ApiSettings, make_client: MakeApiClient) -> ApiClient:
-    return await make_client(create_app(live_settings, queue))
+async def api(queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient) -> ApiClient:
+    return await make_client(create_app(keyed_settings, queue))
 
 
 async def submit(api: ApiClient, secret: str = ACME, **body: Any) -> str:
@@ -156,9 +143,9 @@ async def test_a_page_of_a_foreign_origin_is_refused_and_the_apis_own_is_not(
 
 
 async def test_allowed_origins_lists_the_pages_that_may_connect(
-    queue: Queue, live_settings: ApiSettings, make_client: MakeApiClient
+    queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient
 ) -> None:
-    settings = live_settings.model_copy(update={"allowed_origins": "https://dash.example/"})
+    settings = keyed_settings.model_copy(update={"allowed_origins": "https://dash.example/"})
     api = await make_client(create_app(settings, queue))
     ws = await api.ws_connect("/v1/ws", headers={**key(ACME), "Origin": "https://dash.example"})
     await ws.close()
@@ -241,9 +228,9 @@ async def test_resuming_in_the_middle_of_a_batch_gets_the_rest_of_it(
 
 
 async def test_resuming_after_changes_the_stream_no_longer_holds_says_gap_first(
-    real_redis: Redis, live_settings: ApiSettings, make_client: MakeApiClient
+    real_redis: Redis, keyed_settings: ApiSettings, make_client: MakeApiClient
 ) -> None:
-    settings = live_settings.model_copy(update={"events_max_changes": 10})
+    settings = keyed_settings.model_copy(update={"events_max_changes": 10})
     queue = Queue(real_redis, settings)
     api = await make_client(create_app(settings, queue))
     first = await submit(api)
@@ -345,9 +332,9 @@ class RawSocket:
 
 
 async def test_a_client_too_slow_to_keep_up_is_cut_off_while_others_keep_receiving(
-    queue: Queue, live_settings: ApiSettings, make_client: MakeApiClient
+    queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient
 ) -> None:
-    settings = live_settings.model_copy(update={"live_queue_max": 50})
+    settings = keyed_settings.model_copy(update={"live_queue_max": 50})
     api = await make_client(create_app(settings, queue))
     fast = await api.ws_connect("/v1/ws", headers=key(ACME))
     await subscribe(fast)
@@ -433,9 +420,9 @@ async def test_a_long_poll_with_a_bad_cursor_or_timeout_is_a_422(api: ApiClient)
 
 
 async def test_a_subscribe_while_redis_is_unreachable_gets_an_error_frame_not_a_hang(
-    down_queue: Queue, live_settings: ApiSettings, make_client: MakeApiClient
+    down_queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient
 ) -> None:
-    api = await make_client(create_app(live_settings, down_queue))
+    api = await make_client(create_app(keyed_settings, down_queue))
     ws = await api.ws_connect("/v1/ws", headers=key(ACME))
     await ws.send_json({"op": "subscribe", "jobs": "all"})
     (error,) = await frames_until(ws, has("error"), timeout_s=15)

@@ -23,23 +23,9 @@ from app.core.leases import LeaseClient, Outcome, Result
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.dev.redis_server import RedisServer
-from tests.helpers import ApiClient, assert_error
-
-ACME = "acme-secret-0123456789"
-BOLT = "bolt-secret-0123456789"
-ADMIN = "admin-secret-0123456789"
+from tests.helpers import ACME, ADMIN, BOLT, ApiClient, assert_error, key
 
 MakeClient = Callable[[web.Application], Awaitable[ApiClient]]
-
-
-def key(secret: str) -> dict[str, str]:
-    return {"X-API-Key": secret}
-
-
-@pytest.fixture
-def keyed_settings(api_settings: ApiSettings) -> ApiSettings:
-    update = {"api_keys": f"acme:{ACME},bolt:{BOLT}", "admin_api_keys": ADMIN, "key_cache_s": 0}
-    return api_settings.model_copy(update=update)
 
 
 @pytest.fixture
