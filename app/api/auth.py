@@ -27,7 +27,8 @@ log = structlog.get_logger("tide.api")
 HEADER = "X-API-Key"
 PUBLIC_TENANT = "public"
 METRICS_PATH = "/metrics"
-"""Outside ``/v1`` yet keyed: its figures are scoped to the caller's tenant, as listings are."""
+"""Outside ``/v1`` yet keyed: its figures are scoped to the caller's tenant, as listings are.
+It also takes the key as ``Authorization: Bearer``, which every Prometheus can send."""
 TICKET_PATH = "/v1/ws"
 """Browsers cannot set headers on a WebSocket: they authenticate there with a ticket."""
 CACHE_MAX = 10_000
@@ -140,5 +141,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         and not by_ticket
     ):
         authenticator = request.app[AUTHENTICATOR]
-        request[PRINCIPAL] = await authenticator.principal(request.headers.get(HEADER))
+        request[PRINCIPAL] = await authenticator.principal(_secret(request))
     return await handler(request)
+
+
+def _secret(request: web.Request) -> str | None:
+    secret = request.headers.get(HEADER)
+    if secret is None and request.path == METRICS_PATH:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            secret = token.strip()
+    return secret

@@ -206,8 +206,16 @@ async def keyed(
     return await make_client(create_app(keyed_settings, Queue(any_redis, keyed_settings)))
 
 
+def bearer(secret: str) -> dict[str, str]:
+    """How a Prometheus scrape config's ``authorization`` sends a key."""
+    return {"Authorization": f"Bearer {secret}"}
+
+
 @pytest.mark.parametrize("accept", ["", "text/plain", PROMETHEUS_ACCEPT])
-@pytest.mark.parametrize("headers", [{}, key("wrong-secret-0123456789")])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, key("wrong-secret-0123456789"), {"Authorization": f"Basic {ADMIN}"}, bearer("nope")],
+)
 async def test_with_auth_on_metrics_need_a_known_key(
     keyed: ApiClient, accept: str, headers: dict[str, str]
 ) -> None:
@@ -239,7 +247,7 @@ async def test_an_admin_key_sees_the_whole_fleet(keyed: ApiClient) -> None:
     assert set(body["tenants"]) == {"acme", "bolt"}
     assert (body["succeeded_total"], body["failed_total"], body["scheduled"]) == (2, 1, 1)
     assert "default" in body["queues"]
-    response = await keyed.get("/metrics", headers={**key(ADMIN), "Accept": "text/plain"})
+    response = await keyed.get("/metrics", headers={**bearer(ADMIN), "Accept": "text/plain"})
     found = samples(await response.text())
     assert value(found, "tide_tenant_jobs_total", tenant="acme", status="succeeded") == 1
     assert value(found, "tide_queue_scheduled", queue="default") == 1
