@@ -207,7 +207,8 @@ ROUTES: tuple[Operation, ...] = (
         "workers, limiters, and per tenant (the busiest, the rest as `other`) jobs pending, "
         "running, scheduled and dead and those ended by status. Any other key sees only its "
         "own tenant's figures, at the top and under `tenants`: nothing fleet-wide, since that "
-        "counts other tenants' jobs too. With auth off it needs no key and shows everything.",
+        "counts other tenants' jobs too. With auth off it needs no key and shows everything. "
+        "The key may also come as `Authorization: Bearer <key>` (for Prometheus).",
     ),
     Operation(
         "get",

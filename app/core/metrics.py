@@ -64,25 +64,18 @@ class FleetMetrics:
 
 
 async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
-    """Every figure of the fleet, in a few round trips whatever the number of jobs."""
+    """Every figure of the fleet, in a few round trips whatever the number of jobs; with
+    ``top_tenants`` 0, none per tenant (what the dashboard's stats frame needs)."""
     keys = queue.keys
     async with queue.redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.metrics)
-        pipe.hgetall(keys.tenant_gauges)
         pipe.hlen(keys.workers)
-        pipe.time()
-        counters, gauges, workers, now = await pipe.execute()
+        counters, workers = await pipe.execute()
     limiter = Limiter(queue.redis, keys, queue.settings.rates)
     decisions = await recent_decisions(queue.redis, keys, 1)
     desired = decisions[0].get("desired") if decisions else None
     parsed = _Counters(counters)
-    tenants = parsed.tenants
-    for name, n in gauges.items():
-        tenant, _, status = name.partition("\n")
-        tenants[tenant][status] = int(n)
-    failed = [tenant for tenant, counts in tenants.items() if counts.get("failed")]
-    for tenant, dead in zip(failed, await _dead(queue, failed, now), strict=True):
-        tenants[tenant]["dead"] = dead
+    tenants = await _with_jobs_now(queue, parsed.tenants) if top_tenants > 0 else {}
     return FleetMetrics(
         queues=await queue.stats(),
         jobs=parsed.jobs,
@@ -95,6 +88,23 @@ async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
         limiters={name: await limiter.usage(name) for name in sorted(limiter.rates)},
         desired_workers=int(desired) if desired is not None else None,
     )
+
+
+async def _with_jobs_now(
+    queue: Queue, tenants: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """``tenants``' ended totals, with every tenant's jobs in each status now added."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(queue.keys.tenant_gauges)
+        pipe.time()
+        gauges, now = await pipe.execute()
+    for name, n in gauges.items():
+        tenant, _, status = name.partition("\n")
+        tenants[tenant][status] = int(n)
+    failed = [tenant for tenant, counts in tenants.items() if counts.get("failed")]
+    for tenant, dead in zip(failed, await _dead(queue, failed, now), strict=True):
+        tenants[tenant]["dead"] = dead
+    return tenants
 
 
 async def read_tenant_figures(queue: Queue, tenant: str) -> dict[str, int]:
