@@ -1,5 +1,5 @@
 """``GET /metrics``: JSON by default, Prometheus text or OpenMetrics by ``Accept``, the same
-figures either way, tenant series bounded."""
+figures either way, tenant series bounded; with auth on, scoped by the caller's key."""
 
 from __future__ import annotations
 
