@@ -96,7 +96,9 @@ class Health(Answer):
 
 
 class Metrics(Answer):
-    """JSON figures; Prometheus text instead when the client asks for ``text/plain``."""
+    """JSON figures; Prometheus text instead when the client asks for ``text/plain``. A
+    tenant's key sees only its own: ``pending``, ``running``, ``scheduled``, ``dead``, the
+    ``*_total`` of its ended jobs, and the same under ``tenants``."""
 
 
 class JobChange(Answer):
