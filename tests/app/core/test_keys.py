@@ -76,6 +76,26 @@ def test_an_include_that_several_includes_share_is_pasted_once() -> None:
     assert text.count("local function now_ms") == 1
 
 
+def test_a_script_gets_only_the_include_definitions_it_reaches() -> None:
+    text = resolve("--!include transitions\nreturn enqueue('id', 'q', 't')")
+    # reached: enqueue, and through it emit and the key names they use
+    assert "local function enqueue" in text
+    assert "local function emit" in text
+    assert "local JOB, QUEUE, DEAD" in text
+    # not reached, though in the same files (with the comments that introduce them)
+    for unused in ("start_job", "terminate", "as_map", "records", "rpm_window", "add_finished"):
+        assert f"local function {unused}(" not in text
+    assert "DURATION_BUCKETS" not in text
+    assert "-- milliseconds on the Redis server's clock" not in text  # now_ms's comment
+
+
+def test_a_name_only_a_comment_mentions_pulls_in_nothing() -> None:
+    text = resolve("--!include head\nreturn FIRST -- not fmt, not records")
+    assert "local FIRST = 4" in text
+    assert "local function fmt" not in text
+    assert "local function records" not in text
+
+
 async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redis) -> None:
     """The scripts get only the prefix: the names they build must be the ones Python reads."""
     keys = Keys("{acme}")

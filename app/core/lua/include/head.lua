@@ -1,5 +1,6 @@
 -- head.lua: the KEYS/ARGV head every Tide script is called with (built once by app/core/scripts.py)
--- and the small helpers every script uses.
+-- and the small helpers every script uses. A script gets only the top-level definitions of an
+-- include that it reaches (app/core/scripts.py): keep each one a `local` at column 0.
 -- KEYS[1] the key prefix (default '{tide}'): every key below is built from it, as
 --   app/core/keys.py builds them (tests/app/core/test_keys.py holds the two in step). It carries
 --   the hash tag, so declaring it routes the call to the deployment's one Redis Cluster slot.
