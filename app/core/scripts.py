@@ -17,6 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, NamedTuple
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
@@ -137,9 +138,10 @@ def _pieces(text: str) -> list[Piece]:
     return pieces
 
 
-def pack(rows: Iterable[Iterable[object]]) -> str:
-    """A batch of records as the one argument the scripts split on newlines (see head.lua)."""
-    return "\n".join([str(value) for row in rows for value in row])
+def pack(rows: Iterable[Iterable[object]]) -> bytes:
+    """A batch of records as the one argument the scripts' ``records`` reads: a JSON array of
+    every field as a string (see head.lua)."""
+    return orjson.dumps([str(value) for row in rows for value in row])
 
 
 class Scripts:

@@ -122,9 +122,16 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
     ]
 
 
-def test_pack_joins_every_field_with_newlines() -> None:
-    assert pack([["a", 1], ["b", -1]]) == "a\n1\nb\n-1"
-    assert pack([]) == ""
+def test_pack_lists_every_field_as_a_string_in_one_json_array() -> None:
+    assert pack([["a", 1], ["b", -1.5]]) == b'["a","1","b","-1.5"]'
+    assert pack([]) == b"[]"
+
+
+async def test_records_reads_back_every_field_as_pack_wrote_it(any_redis: Redis) -> None:
+    fields = ["", "a\nb", '{"x": [1, "é"]}', "1", "-0.5", "\u0000", "tab\there"]
+    lua = resolve("--!include head\nreturn records(ARGV[FIRST])")
+    unpacked = await any_redis.eval(lua, 1, "{t}", "1", "2", "3", pack([fields]))  # type: ignore[misc]
+    assert unpacked == fields
 
 
 async def test_a_whole_lifecycle_writes_only_keys_under_the_prefix(
