@@ -86,7 +86,7 @@ def test_a_script_gets_only_the_include_definitions_it_reaches() -> None:
     for unused in ("start_job", "terminate", "as_map", "records", "rpm_window", "add_finished"):
         assert f"local function {unused}(" not in text
     assert "DURATION_BUCKETS" not in text
-    assert "-- milliseconds on the Redis server's clock" not in text  # now_ms's comment
+    assert "-- a flat {name, value, name, value, ...} reply" not in text  # as_map's comment
 
 
 def test_a_name_only_a_comment_mentions_pulls_in_nothing() -> None:
