@@ -209,7 +209,7 @@ class LeaseClient:
         a start or claim whose reply was lost, the attempts it began without knowing."""
         if not queues:
             return []
-        rows = await self.scripts(Script.ADOPT, [self.consumer, limit, "\n".join(queues)])
+        rows = await self.scripts(Script.ADOPT, [self.consumer, limit, pack([queues])])
         return [_lease(row, self.settings) for row in rows]
 
     async def extend(self, leases: Sequence[Lease]) -> list[LeaseState]:

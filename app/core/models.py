@@ -46,7 +46,7 @@ MAX_IDEMPOTENCY_KEY = 255
 
 
 def printable(name: str) -> str:
-    # the packed batch (head.lua) splits on newlines, and a name is part of a Redis key
+    # events entries and metrics fields join names with newlines, and a name is part of a key
     if not name.isprintable():
         raise ValueError("names must be printable text")
     return name

@@ -80,6 +80,9 @@ class Figures:
     latency_max_ms: float
     single_submit_per_s: float
     redis_us_per_single_submit: float
+    script_us_per_single_submit: float
+    """The submit script's own run time (``INFO commandstats``): steadier than the server's CPU on
+    a busy machine. On a shared ``--redis-url`` other clients' scripts count too."""
     redis_bytes_per_job: float
     succeeded: int
     latency_succeeded: int
@@ -234,7 +237,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     latencies = sorted(float(r[3]) - float(r[1]) for r in latency_rows if r[1] and r[3])
     if not latencies:
         raise BenchError("no latency job has a finish time")
-    single_per_s, redis_us = await _single_submits(queue, options.single_jobs)
+    single_per_s, redis_us, script_us = await _single_submits(queue, options.single_jobs)
 
     return Figures(
         jobs=n,
@@ -248,6 +251,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         latency_max_ms=round(latencies[-1], 3),
         single_submit_per_s=single_per_s,
         redis_us_per_single_submit=redis_us,
+        script_us_per_single_submit=script_us,
         redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
         succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in rows),
         latency_succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in latency_rows),
@@ -258,21 +262,31 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     )
 
 
-async def _single_submits(queue: Queue, n: int) -> tuple[float, float]:
-    """Awaited single submits one after another: (jobs per second, Redis CPU µs per submit)."""
+async def _single_submits(queue: Queue, n: int) -> tuple[float, float, float]:
+    """Awaited single submits one after another: (jobs per second, Redis CPU µs per submit, µs
+    the server spent in the script per call)."""
     log.info("single submits", jobs=n)
     cpu_before = await _redis_cpu_s(queue.redis)
+    calls_before, usec_before = await _script_calls(queue.redis)
     started = time.perf_counter()
     for _ in range(n):
         await queue.submit(JobSpec(type="noop", queue=SINGLE_QUEUE))
     seconds = time.perf_counter() - started
     cpu_s = await _redis_cpu_s(queue.redis) - cpu_before
-    return round(n / seconds, 1), round(cpu_s / n * 1e6, 1)
+    calls, usec = await _script_calls(queue.redis)
+    script_us = (usec - usec_before) / max(1, calls - calls_before)
+    return round(n / seconds, 1), round(cpu_s / n * 1e6, 1), round(script_us, 1)
 
 
 async def _redis_cpu_s(redis: Redis) -> float:
     cpu = await _info(redis, "cpu")
     return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+
+
+async def _script_calls(redis: Redis) -> tuple[int, int]:
+    """``EVALSHA`` calls so far and the µs the server spent running them."""
+    stats = (await _info(redis, "commandstats")).get("cmdstat_evalsha", {})
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
 
 
 class Progress:
@@ -367,7 +381,11 @@ def _table(f: Figures) -> str:
         ("latency p99", f"{f.latency_p99_ms:.2f} ms"),
         ("latency max", f"{f.latency_max_ms:.2f} ms"),
         ("single submit", f"{f.single_submit_per_s:,.0f} jobs/s  (one awaited call after another)"),
-        ("redis cpu", f"{f.redis_us_per_single_submit:.0f} µs per single submit"),
+        (
+            "redis cpu",
+            f"{f.redis_us_per_single_submit:.0f} µs per single submit  "
+            f"({f.script_us_per_single_submit:.0f} µs in the script)",
+        ),
         ("redis memory", f"{f.redis_bytes_per_job:,.0f} bytes per finished job"),
         ("succeeded", f"{f.succeeded} / {f.jobs}  (latency jobs: {f.latency_succeeded})"),
         ("stream after", f"{f.stream_len_after} entries"),

@@ -1,7 +1,7 @@
 -- adopt.lua: the leases this consumer holds although it may not know it: its pending entries
 -- whose job names it as the runner. After a start or claim whose reply was lost, the worker
 -- takes these over as they are (same token), so a lost reply does not cost an attempt.
--- ARGV[FIRST] consumer, +1 most entries to look at per queue, +2 queue names, newline-separated
+-- ARGV[FIRST] consumer, +1 most entries to look at per queue, +2 queue names (packed as records)
 -- Returns the leases (as start.lua, current token).
 --!include fence
 local consumer, limit = ARGV[FIRST], ARGV[FIRST + 1]

@@ -84,16 +84,17 @@ local function create(i)
   else
     status, field, value = 'pending', 'entry', enqueue(id, nil, queue, tenant)
   end
-  redis.call('HSET', JOB .. id, 'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
+  local record = {'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
     'payload', r[i + 4], 'attempts', 0, 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],
-    'created_at', created, 'status', status, field, value)
+    'created_at', created, 'status', status, field, value}
   local key = r[i + 9]
   if key ~= '' then
     local full = IDEM .. tenant .. ':' .. key
-    redis.call('HSET', JOB .. id, 'idempotency_key', key)
+    record[23], record[24] = 'idempotency_key', key -- written with the record: one HSET
     redis.call('HSET', full, 'job', id, 'fp', r[i + 10])
     redis.call('EXPIRE', full, IDEM_TTL)
   end
+  redis.call('HSET', JOB .. id, unpack(record))
   redis.call('ZADD', TENANT .. tenant .. ':jobs', now, id)
   made[tenant] = (made[tenant] or 0) + 1
   return {id, status, created, status == 'scheduled' and value or '', 0}
@@ -105,10 +106,8 @@ end
 local function trim_index(tenant)
   local index = TENANT .. tenant .. ':jobs'
   redis.call('EXPIRE', index, RESULT_TTL)
-  local over = redis.call('ZCARD', index) - INDEX_MAX
-  if over > 0 then
-    redis.call('ZREMRANGEBYRANK', index, 0, over - 1)
-  end
+  -- all but the newest INDEX_MAX: a no-op while under, so no ZCARD is needed to decide
+  redis.call('ZREMRANGEBYRANK', index, 0, -INDEX_MAX - 1)
 end
 
 local out = {}

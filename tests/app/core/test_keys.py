@@ -76,6 +76,26 @@ def test_an_include_that_several_includes_share_is_pasted_once() -> None:
     assert text.count("local function now_ms") == 1
 
 
+def test_a_script_gets_only_the_include_definitions_it_reaches() -> None:
+    text = resolve("--!include transitions\nreturn enqueue('id', 'q', 't')")
+    # reached: enqueue, and through it emit and the key names they use
+    assert "local function enqueue" in text
+    assert "local function emit" in text
+    assert "local JOB, QUEUE, DEAD" in text
+    # not reached, though in the same files (with the comments that introduce them)
+    for unused in ("start_job", "terminate", "as_map", "records", "rpm_window", "add_finished"):
+        assert f"local function {unused}(" not in text
+    assert "DURATION_BUCKETS" not in text
+    assert "-- a flat {name, value, name, value, ...} reply" not in text  # as_map's comment
+
+
+def test_a_name_only_a_comment_mentions_pulls_in_nothing() -> None:
+    text = resolve("--!include head\nreturn FIRST -- not fmt, not records")
+    assert "local FIRST = 4" in text
+    assert "local function fmt" not in text
+    assert "local function records" not in text
+
+
 async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redis) -> None:
     """The scripts get only the prefix: the names they build must be the ones Python reads."""
     keys = Keys("{acme}")
@@ -102,9 +122,16 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
     ]
 
 
-def test_pack_joins_every_field_with_newlines() -> None:
-    assert pack([["a", 1], ["b", -1]]) == "a\n1\nb\n-1"
-    assert pack([]) == ""
+def test_pack_lists_every_field_as_a_string_in_one_json_array() -> None:
+    assert pack([["a", 1], ["b", -1.5]]) == b'["a","1","b","-1.5"]'
+    assert pack([]) == b"[]"
+
+
+async def test_records_reads_back_every_field_as_pack_wrote_it(any_redis: Redis) -> None:
+    fields = ["", "a\nb", '{"x": [1, "é"]}', "1", "-0.5", "\u0000", "tab\there"]
+    lua = resolve("--!include head\nreturn records(ARGV[FIRST])")
+    unpacked = await any_redis.eval(lua, 1, "{t}", "1", "2", "3", pack([fields]))  # type: ignore[misc]
+    assert unpacked == fields
 
 
 async def test_a_whole_lifecycle_writes_only_keys_under_the_prefix(

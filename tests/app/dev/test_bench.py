@@ -19,6 +19,7 @@ FIGURES = (
     "enqueue_per_s",
     "single_submit_per_s",
     "redis_us_per_single_submit",
+    "script_us_per_single_submit",
     "process_per_s",
     "latency_p50_ms",
     "latency_p99_ms",
