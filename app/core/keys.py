@@ -65,6 +65,12 @@ class Keys:
         its newest entry, kept by ``done.lua`` so that it need not read that entry."""
         return f"{self.events}:count"
 
+    @property
+    def events_marks(self) -> str:
+        """List of ``<entry id> <running count>``, one every 64th of ``EVENTS_MAX_CHANGES``:
+        where ``done.lua`` cuts the capped stream without reading its entries."""
+        return f"{self.events}:marks"
+
     def finished(self, minute: int) -> str:
         """Hash queue -> jobs that reached a terminal state in that minute since the epoch
         (server clock), kept three minutes. ``done.lua`` builds it from the events key."""

@@ -70,18 +70,30 @@ async def test_the_streams_memory_stays_bounded_whatever_the_batch_size(
     assert after_batches < (5000 + SUBMIT_CHUNK) * 120
 
 
-async def test_a_lowered_cap_shrinks_the_stream_a_hundred_entries_per_call(
+async def test_a_lowered_cap_shrinks_the_stream_at_the_old_caps_marks(
     any_redis: Redis, fast: CoreSettings
 ) -> None:
+    """Marks were set every 15 changes (a 64th of 1000), the last at change 240: the first call
+    under the new cap cuts at the newest mark it may, the next cuts come as the count passes the
+    later marks (240, then 251, the first under the new cap), and from then on the small cap
+    (a mark at every change) holds exactly."""
     roomy = Queue(any_redis, fast.model_copy(update={"events_max_changes": 1000}))
     for _ in range(250):
         await roomy.submit(JobSpec(type="n"))
     tight = Queue(any_redis, fast.model_copy(update={"events_max_changes": 20}))
     lengths = []
-    for _ in range(4):
+    for _ in range(22):
         await tight.submit(JobSpec(type="n"))
         lengths.append(await any_redis.xlen(tight.keys.events))
-    assert lengths == [151, 52, 20, 20]
+    assert lengths == [*range(26, 35), 20, *range(21, 31), 20, 20]
+
+
+async def test_the_cut_marks_stay_few(any_redis: Redis, fast: CoreSettings) -> None:
+    queue = Queue(any_redis, fast.model_copy(update={"events_max_changes": 640}))
+    for _ in range(2000):
+        await queue.submit(JobSpec(type="n"))
+    assert 640 <= await any_redis.xlen(queue.keys.events) <= 650
+    assert await any_redis.llen(queue.keys.events_marks) <= 65
 
 
 async def test_each_entry_counts_every_change_so_far(any_redis: Redis, capped: Queue) -> None:

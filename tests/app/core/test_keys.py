@@ -100,8 +100,8 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
     """The scripts get only the prefix: the names they build must be the ones Python reads."""
     keys = Keys("{acme}")
     names = "DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN, METRICS, JOB, QUEUE, DEAD, TENANT"
-    more = "GROUP, EVENTS .. ':count', TENANT_GAUGES, TENANT .. 't:dead'"
-    lua = resolve(f"--!include gauges\nreturn {{{names}, {more}}}")
+    more = "GROUP, EVENTS_COUNT, EVENTS_MARKS, TENANT_GAUGES, TENANT .. 't:dead'"
+    lua = resolve(f"--!include done\nreturn {{{names}, {more}}}")
     built = await any_redis.eval(lua, 1, keys.prefix, "1", "2", "3")  # type: ignore[misc]
     assert built == [
         keys.delayed,
@@ -117,6 +117,7 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
         keys.tenant_prefix,
         GROUP,
         keys.events_count,
+        keys.events_marks,
         keys.tenant_gauges,
         keys.tenant_dead("t"),
     ]

@@ -78,8 +78,10 @@ async def test_a_run_of_jobs_leaves_no_entries_and_no_job_records(
         queue.keys.queue("default"),
         queue.keys.events,
         queue.keys.events_count,
+        queue.keys.events_marks,  # about 64 marks, whatever the number of jobs
         queue.keys.queues,
         queue.keys.metrics,  # counters per queue, status and tenant: not per job
     }
     assert await real_redis.hlen(queue.keys.metrics) < 30
     assert len(await changes(real_redis, queue)) <= short.events_max_changes + BATCH
+    assert await real_redis.llen(queue.keys.events_marks) <= 65

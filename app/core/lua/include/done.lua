@@ -46,35 +46,67 @@ end
 
 -- the stream keeps the newest EVENTS_MAX_CHANGES changes, in whole entries (a replay never
 -- splits a batch): entries whose every change is older go, oldest first. An entry can hold 500
--- changes, so a cap in entries would not bound memory. At most 100 entries go per call; a
--- backlog (a lowered cap) shrinks over the next calls.
+-- changes, so a cap in entries would not bound memory. Reading entries to find the cut would
+-- copy their changes on every call, so the cut is found in EVENTS .. ':marks' (Keys.
+-- events_marks): a list of '<entry id> <running count>', one mark each time the count passes a
+-- multiple of a step (a 64th of the cap). Trimming happens at those crossings only, and keeps
+-- at least the cap and at most about a step more; a cap of 64 changes or less is exact.
+local EVENTS_MARKS = EVENTS .. ':marks'
+local MARK_PAGE = 100
+
+-- the id just after entry `eid`, so that XTRIM MINID drops `eid` itself
+local function after_entry(eid)
+  local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+  return ms .. '-' .. (tonumber(seq) + 1)
+end
+
+local function trim_events(count)
+  local outdated = count - tonumber(EVENTS_MAX_CHANGES)
+  if outdated < 1 then
+    return
+  end
+  local marks = redis.call('LRANGE', EVENTS_MARKS, 0, MARK_PAGE - 1)
+  local cut, gone = nil, 0
+  for _, mark in ipairs(marks) do
+    local eid, c = string.match(mark, '^(%S+) (%d+)$')
+    if tonumber(c) > outdated then
+      break
+    end
+    cut, gone = eid, gone + 1
+  end
+  if cut then
+    redis.call('LTRIM', EVENTS_MARKS, gone, -1)
+    redis.call('XTRIM', EVENTS, 'MINID', after_entry(cut))
+  end
+end
+
 local function append_events()
   local n = #changes / 4
   local count = redis.call('INCRBY', EVENTS_COUNT, n)
   if count == n then
     -- a new counter next to a stream that may have entries (written before the counter
     -- existed, or the counter was lost): go on from the newest entry's count, so trimming
-    -- never mistakes the older entries for newer ones
+    -- never mistakes the older entries for newer ones, and mark that entry unless a mark
+    -- already reaches it; an empty stream starts afresh, without the marks of a stream gone
     local newest = redis.call('XREVRANGE', EVENTS, '+', '-', 'COUNT', 1)[1]
     if newest then
-      count = n + running_count(newest)
+      local before = running_count(newest)
+      count = n + before
       redis.call('SET', EVENTS_COUNT, count)
+      local last = redis.call('LINDEX', EVENTS_MARKS, -1)
+      if not last or tonumber(string.match(last, ' (%d+)$')) < before then
+        redis.call('RPUSH', EVENTS_MARKS, newest[1] .. ' ' .. before)
+      end
+    else
+      redis.call('DEL', EVENTS_MARKS)
     end
   end
-  redis.call('XADD', EVENTS, '*', 'n', n, 'c', count, 'changes', table.concat(changes, '\n'))
-  local outdated = count - tonumber(EVENTS_MAX_CHANGES)
-  if outdated < 1 then
-    return
-  end
-  local first = redis.call('XRANGE', EVENTS, '-', '+', 'COUNT', 1)[1]
-  local steps = 0
-  -- the entry just added is never outdated, so `first` always exists
-  while running_count(first) <= outdated and steps < 100 do
-    first = redis.call('XRANGE', EVENTS, '(' .. first[1], '+', 'COUNT', 1)[1]
-    steps = steps + 1
-  end
-  if steps > 0 then
-    redis.call('XTRIM', EVENTS, 'MINID', first[1])
+  local eid = redis.call('XADD', EVENTS, '*', 'n', n, 'c', count,
+    'changes', table.concat(changes, '\n'))
+  local step = math.max(1, math.floor(tonumber(EVENTS_MAX_CHANGES) / 64))
+  if math.floor(count / step) > math.floor((count - n) / step) then
+    redis.call('RPUSH', EVENTS_MARKS, eid .. ' ' .. count)
+    trim_events(count)
   end
 end
 
