@@ -171,14 +171,18 @@ class TenantUsage(Answer):
     tenant: str
     active: int = Field(ge=0, description="Non-terminal jobs.")
     submitted_last_minute: int = Field(ge=0)
-    keys: int = Field(ge=0, description="Its API keys (environment and stored).")
-    max_active_limit: int = Field(ge=0, description="The highest any of its keys allows.")
-    rpm_limit: int = Field(ge=0, description="The highest any of its keys allows.")
+    keys: int = Field(ge=0, description="Its API keys (environment and stored); 0: none.")
+    max_active_limit: int = Field(
+        ge=0, description="The highest any of its keys allows (no key: the default)."
+    )
+    rpm_limit: int = Field(
+        ge=0, description="The highest any of its keys allows (no key: the default)."
+    )
 
 
 class TenantList(Answer):
-    tenants: list[TenantUsage] = Field(description="By name.")
-    truncated: bool = Field(description="More tenants have keys than `limit`.")
+    tenants: list[TenantUsage] = Field(description="By name: those with a key or an ended job.")
+    truncated: bool = Field(description="There are more than `limit`.")
 
 
 class DeadLetter(Answer):

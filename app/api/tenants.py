@@ -1,7 +1,8 @@
 """``GET /v1/tenants``: each tenant's use of its limits, for admins (403 for other keys).
 
-The tenants listed are those with an API key (``API_KEYS``, ``ADMIN_API_KEYS``, stored keys): the
-operator's own list, so the answer is bounded by it and by ``limit``, never by the traffic.
+The tenants listed are those with an API key (``API_KEYS``, ``ADMIN_API_KEYS``, stored keys) and
+those that have had a job end (the metrics' per-tenant counters), by name, at most ``limit``. A
+tenant without a key shows the API's default limits: what a key of its own would get.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from app.api.bodies import validated
 from app.api.responses import ApiError
 from app.api.schemas import ListTenants
 from app.api.state import QUEUE
+from app.core.metrics import tenants_with_ended_jobs
 from app.core.tenants import usages
 from app.process.http import json_response
 
@@ -34,24 +36,27 @@ async def list_tenants(request: web.Request) -> web.Response:
     if not principal_of(request).admin:
         raise ApiError(403, "forbidden", "only an admin key lists the tenants")
     query = validated(ListTenants, dict(request.query), "the query")
-    keyed = await _keyed(request)
-    names = sorted(keyed)[: query.limit]
     queue = request.app[QUEUE]
+    keyed = await _keyed(request)
+    known = keyed.keys() | await tenants_with_ended_jobs(queue)
+    names = sorted(known)[: query.limit]
+    defaults = request.app[AUTHENTICATOR].defaults
     now_s, _ = await queue.redis.time()
     body = []
     for use in await usages(queue.redis, queue.keys, names, int(now_s)):
-        principals = keyed[use.tenant]
+        principals = keyed.get(use.tenant, [])
+        limits = [p.limits for p in principals] or [defaults]
         body.append(
             {
                 "tenant": use.tenant,
                 "active": use.active,
                 "submitted_last_minute": use.submitted_last_minute,
                 "keys": len(principals),
-                "max_active_limit": max(p.limits.max_active or 0 for p in principals),
-                "rpm_limit": max(p.limits.rpm or 0 for p in principals),
+                "max_active_limit": max(limit.max_active or 0 for limit in limits),
+                "rpm_limit": max(limit.rpm or 0 for limit in limits),
             }
         )
-    return json_response({"tenants": body, "truncated": len(keyed) > len(names)})
+    return json_response({"tenants": body, "truncated": len(known) > len(names)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -84,6 +84,17 @@ async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
     )
 
 
+async def tenants_with_ended_jobs(queue: Queue) -> set[str]:
+    """Every tenant that has had a job end (the per-tenant counters' names): with the tenants
+    that have keys, the ones an admin's listing shows."""
+    names: Any = await queue.redis.hkeys(queue.keys.metrics)
+    return {
+        parts[1]
+        for parts in (n.split("\n") for n in names)
+        if parts[0] == "tenant" and len(parts) == 3 and parts[1]
+    }
+
+
 class _Counters:
     """The ``P:metrics`` hash sorted by kind (fields are parts joined by newlines)."""
 

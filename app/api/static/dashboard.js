@@ -492,7 +492,7 @@ function signedOut(message) {
   byId("login-key").focus();
 }
 
-async function open() {
+async function openDashboard() {
   try {
     const response = await api("/v1/tenants");
     state.admin = response.ok;
@@ -501,7 +501,7 @@ async function open() {
     if (error instanceof AuthError) return signedOut(state.key ? error.message : "");
     setMode("offline");
     byId("login-error").textContent = `the API does not answer (${error.message}); retrying`;
-    setTimeout(open, 3000);
+    setTimeout(openDashboard, 3000);
     return;
   }
   byId("login").hidden = true;
@@ -530,9 +530,9 @@ byId("login").addEventListener("submit", (event) => {
   event.preventDefault();
   state.key = byId("login-key").value.trim();
   sessionStorage.setItem(KEY_STORAGE, state.key);
-  open();
+  openDashboard();
 });
 byId("logout").addEventListener("click", () => signedOut(""));
 byId("detail-close").addEventListener("click", () => { byId("panel-job-detail").hidden = true; });
 
-open();
+openDashboard();

@@ -17,6 +17,7 @@ from app.api import create_app
 from app.api.settings import ApiSettings
 from app.core.apikeys import ApiKeyStore
 from app.core.leases import LeaseClient, Outcome, Result
+from app.core.models import JobSpec
 from app.core.queue import Queue
 from app.core.scaler_state import ScalerRecord
 from tests.helpers import ACME, ADMIN, BOLT, ApiClient, MakeApiClient, assert_error, key
@@ -45,12 +46,16 @@ async def fail_one(api: ApiClient, queue: Queue, secret: str, queue_name: str) -
     body = {"type": "t", "queue": queue_name, "max_attempts": 1}
     response = await api.post("/v1/jobs", json=body, headers=key(secret))
     job_id: str = (await response.json())["id"]
+    error = orjson.dumps({"type": "ValueError", "message": f"boom {job_id}"}).decode()
+    await finish_next(queue, queue_name, Outcome.ERROR, error)
+    return job_id
+
+
+async def finish_next(queue: Queue, queue_name: str, outcome: Outcome, value: str) -> None:
     worker = LeaseClient(queue.redis, queue.settings, "w1")
     await worker.ensure_group(queue_name)
     (lease,) = await worker.start(await worker.read([queue_name], 1, 10))
-    error = orjson.dumps({"type": "ValueError", "message": f"boom {job_id}"}).decode()
-    await worker.finish([Result(lease, Outcome.ERROR, error)])
-    return job_id
+    await worker.finish([Result(lease, outcome, value)])
 
 
 @pytest.mark.parametrize("path", LISTINGS)
@@ -131,12 +136,14 @@ async def test_only_an_admin_lists_the_tenants_with_their_usage_and_limits(
 ) -> None:
     await assert_error(await api.get("/v1/tenants", headers=key(ACME)), 403, "forbidden")
     await ApiKeyStore(queue.redis, keyed_settings).create("cove", rpm=7, max_active=3)
+    await queue.submit(JobSpec(type="t", tenant="demo", queue="keyless"))
+    await finish_next(queue, "keyless", Outcome.OK, "1")  # a tenant without a key, seen ending
     for _ in range(2):
         await api.post("/v1/jobs", json={"type": "t"}, headers=key(ACME))
     listing = wire.TenantList.model_validate(await get(api, "/v1/tenants", ADMIN))
     assert not listing.truncated
     usage = {t.tenant: t for t in listing.tenants}
-    assert list(usage) == ["acme", "admin", "bolt", "cove"]
+    assert list(usage) == ["acme", "admin", "bolt", "cove", "demo"]
     assert (usage["acme"].active, usage["acme"].submitted_last_minute, usage["acme"].keys) == (
         2,
         2,
@@ -144,6 +151,8 @@ async def test_only_an_admin_lists_the_tenants_with_their_usage_and_limits(
     )
     assert (usage["cove"].rpm_limit, usage["cove"].max_active_limit) == (7, 3)
     assert usage["bolt"].rpm_limit == keyed_settings.tenant_rpm
+    assert (usage["demo"].keys, usage["demo"].active) == (0, 0)
+    assert usage["demo"].max_active_limit == keyed_settings.tenant_max_active
     first = await get(api, "/v1/tenants?limit=1", ADMIN)
     assert [t["tenant"] for t in first["tenants"]] == ["acme"]
     assert first["truncated"] is True
@@ -184,6 +193,7 @@ async def test_the_page_loads_nothing_from_another_origin(client: ApiClient) -> 
     page = await (await client.get("/")).text()
     script = await (await client.get("/static/dashboard.js")).text()
     assert re.findall(r'(?:src|href)="([^"]+)"', page) == [
+        "data:,",
         "/static/dashboard.css",
         "/static/dashboard.js",
     ]
