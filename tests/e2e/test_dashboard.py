@@ -7,6 +7,7 @@ test skips, except under CI, where it fails: ``.ci/run`` installs Debian's ``chr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import AsyncIterator
@@ -57,12 +58,11 @@ async def browser(chromium: Path) -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def submit(base: str) -> str:
+async def submit(base: str, **body: object) -> str:
+    job = {"type": "echo", "payload": 1, **body}
     async with (
         aiohttp.ClientSession() as session,
-        session.post(
-            f"{base}/v1/jobs", json={"type": "echo", "payload": 1}, headers=key(ACME)
-        ) as response,
+        session.post(f"{base}/v1/jobs", json=job, headers=key(ACME)) as response,
     ):
         assert response.status == 201, await response.text()
         job_id: str = (await response.json())["id"]
@@ -111,11 +111,24 @@ async def test_the_dashboard_follows_jobs_live_then_by_polling_once_the_socket_i
         connection = page.get_by_test_id("connection")
         await expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
 
-        await expect_succeeded(page, await submit(api.base))
-        await expect(page.get_by_test_id("counter-waiting")).to_have_text(re.compile(r"^\d+$"))
+        first = await submit(api.base)
+        await expect_succeeded(page, first)
+        number = re.compile(r"^\d+$")
+        for counter in ("waiting", "running", "dead", "succeeded-per-min"):
+            await expect(page.get_by_test_id(f"counter-{counter}")).to_have_text(number)
         await expect(page.get_by_test_id("counter-workers")).to_have_text("1")
         await expect(page.get_by_test_id("worker-row")).to_have_count(1)
         await expect(page.get_by_test_id("tenants-message")).to_contain_text("admin keys")
+        await page.locator(f'[data-testid="job-row"][data-job-id="{first}"]').click()
+        details = page.get_by_test_id("detail-fields")
+        await expect(details).to_have_attribute("data-status", "succeeded")
+        await expect(details).to_contain_text("1 of 3")
+        await expect(page.get_by_test_id("detail-result")).to_have_text("1")
+
+        doomed = await submit(api.base, type="fail", max_attempts=1)
+        dead = page.locator(f'[data-testid="dead-row"][data-job-id="{doomed}"]')
+        await dead.get_by_test_id("dead-retry").click(timeout=WAIT_MS)
+        await expect(page.get_by_test_id("dead-message")).to_contain_text("runs again")
 
         cut = True
         for route in sockets:
@@ -123,8 +136,75 @@ async def test_the_dashboard_follows_jobs_live_then_by_polling_once_the_socket_i
         await expect(connection).to_have_attribute("data-state", "polling", timeout=WAIT_MS)
         await expect_succeeded(page, await submit(api.base))
         await expect(connection).to_have_attribute("data-state", "polling")
-        await expect(page.get_by_test_id("job-row")).to_have_count(2)
+        await expect(page.get_by_test_id("job-row")).to_have_count(3)
+
+        cut = False  # the page tries the socket again every few seconds
+        await expect(connection).to_have_attribute("data-state", "live", timeout=WAIT_MS)
         await page.close()
     assert not elsewhere, f"the page fetched from elsewhere: {elsewhere}"
     assert not failures, failures
     assert not api.errors(), "\n".join(api.errors())
+
+
+COUNT_REDRAWS = """
+window.redraws = 0;
+document.addEventListener("DOMContentLoaded", () => {
+  const rows = document.querySelector('[data-testid="jobs-body"]');
+  new MutationObserver(() => { window.redraws += 1; }).observe(rows, {
+    childList: true, subtree: true, attributes: true, characterData: true,
+  });
+});
+"""
+
+
+async def test_ten_thousand_events_at_once_cost_a_few_redraws_of_at_most_fifty_rows(
+    redis_server: RedisServer, real_redis: Redis, browser: Browser, tmp_path: Path
+) -> None:
+    """A socket stood in for by the test pours 10,000 changes (batched frames) into the page
+    within a moment: the page redraws a few times, not once per change, and keeps 50 rows."""
+    ids = [f"job-{n:05d}" for n in range(10_000)]
+
+    def frames() -> list[str]:
+        return [
+            json.dumps(
+                {
+                    "op": "events",
+                    "events": [
+                        {
+                            "event_id": f"1-{n}:0",
+                            "job": {
+                                "id": ids[n],
+                                "status": "succeeded",
+                                "queue": "q",
+                                "tenant": "t",
+                            },
+                        }
+                        for n in range(start, start + 100)
+                    ],
+                }
+            )
+            for start in range(0, len(ids), 100)
+        ]
+
+    async def socket(route: WebSocketRoute) -> None:
+        def on_message(message: str | bytes) -> None:
+            if json.loads(message)["op"] == "subscribe":
+                route.send(json.dumps({"op": "subscribed", "jobs": "all", "after": None}))
+                for frame in frames():
+                    route.send(frame)
+
+        route.on_message(on_message)
+
+    settings = {"LOG_LEVEL": "warning", "SHUTDOWN_GRACE_S": "1"}  # auth off: no key asked
+    with ApiProcess(redis_server.url, tmp_path / "api.log", **settings) as api:
+        page = await browser.new_page()
+        await page.add_init_script(COUNT_REDRAWS)
+        await page.route_web_socket(re.compile(r"/v1/ws\?"), socket)
+        await page.goto(f"{api.base}/")
+        rows = page.get_by_test_id("job-row")
+        await expect(rows.first).to_have_attribute("data-job-id", ids[-1], timeout=WAIT_MS)
+        await expect(rows).to_have_count(50)
+        await expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
+        redraws = await page.evaluate("window.redraws")
+        await page.close()
+    assert 1 <= redraws <= 10, redraws

@@ -407,7 +407,7 @@ function refreshDead() {
   refresh("dead letters", async () => {
     const { dead_letters: letters } = await apiJson("/v1/dead-letters?limit=20");
     byId("dead-body").replaceChildren(...letters.map(deadRow));
-    byId("dead-message").textContent = letters.length ? "" : "No dead letters.";
+    byId("dead-empty").hidden = letters.length > 0;
   });
 }
 
