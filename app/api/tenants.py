@@ -41,9 +41,8 @@ async def list_tenants(request: web.Request) -> web.Response:
     known = keyed.keys() | await tenants_with_ended_jobs(queue)
     names = sorted(known)[: query.limit]
     defaults = request.app[AUTHENTICATOR].defaults
-    now_s, _ = await queue.redis.time()
     body = []
-    for use in await usages(queue.redis, queue.keys, names, int(now_s)):
+    for use in await usages(queue.redis, queue.keys, names):
         principals = keyed.get(use.tenant, [])
         limits = [p.limits for p in principals] or [defaults]
         body.append(
