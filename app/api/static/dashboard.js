@@ -163,14 +163,33 @@ async function pollEvents(signal) {
 
 // -- buffering: the socket and the poll only fill maps; a timer draws them --------------------
 
+// "<ms>-<seq>:<index>" as numbers, to put changes in order: the socket's replay and a poll
+// still in flight may both deliver, and an older change must not undo a newer one
+function position(eventId) {
+  const [entry, index] = eventId.split(":");
+  const [ms, seq] = entry.split("-");
+  return [Number(ms), Number(seq), Number(index ?? -1)];
+}
+
+function isAfter(a, b) {
+  const i = a.findIndex((n, k) => n !== b[k]);
+  return i >= 0 && a[i] > b[i];
+}
+
 function queueEvent(event) {
-  state.lastEventId = event.event_id;
   const job = event.job;
+  const pos = event.event_id ? position(event.event_id) : null; // null: read, not a change
+  const known = state.updates.get(job.id) || state.fresh.get(job.id) || state.rows.get(job.id)?.job;
+  if (known && (!pos || (known.pos && !isAfter(pos, known.pos)))) return;
+  if (pos && (!state.lastEventId || isAfter(pos, position(state.lastEventId)))) {
+    state.lastEventId = event.event_id;
+  }
+  const change = { updated: Date.now(), ...job, pos };
   if (state.rows.has(job.id)) {
-    state.updates.set(job.id, { ...state.updates.get(job.id), updated: Date.now(), ...job });
+    state.updates.set(job.id, { ...state.updates.get(job.id), ...change });
     return;
   }
-  state.fresh.set(job.id, { ...state.fresh.get(job.id), updated: Date.now(), ...job });
+  state.fresh.set(job.id, { ...state.fresh.get(job.id), ...change });
   if (state.fresh.size > MAX_ROWS) state.fresh.delete(state.fresh.keys().next().value);
 }
 
@@ -250,7 +269,7 @@ async function refreshJobs() {
     for (const job of page.jobs.reverse()) {
       const change = { id: job.id, status: job.status, queue: job.queue, tenant: job.tenant };
       const when = Date.parse(job.finished_at || job.started_at || job.created_at);
-      queueEvent({ event_id: state.lastEventId, job: { ...change, updated: when } });
+      queueEvent({ event_id: null, job: { ...change, updated: when } });
     }
     scheduleFlush();
   } catch (error) {
