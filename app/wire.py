@@ -96,7 +96,9 @@ class Health(Answer):
 
 
 class Metrics(Answer):
-    """JSON figures; Prometheus text instead when the client asks for ``text/plain``."""
+    """JSON figures; Prometheus text instead when the client asks for ``text/plain``. A
+    tenant's key sees only its own: ``pending``, ``running``, ``scheduled``, ``dead``, the
+    ``*_total`` of its ended jobs, and the same under ``tenants``."""
 
 
 class JobChange(Answer):
@@ -181,7 +183,7 @@ class TenantUsage(Answer):
 
 
 class TenantList(Answer):
-    tenants: list[TenantUsage] = Field(description="By name: those with a key or an ended job.")
+    tenants: list[TenantUsage] = Field(description="By name: those with a key or with jobs.")
     truncated: bool = Field(description="There are more than `limit`.")
 
 

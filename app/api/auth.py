@@ -1,4 +1,5 @@
-"""Who a ``/v1`` request acts for: its ``X-API-Key``, resolved to a tenant, a role and limits.
+"""Who a ``/v1`` or ``/metrics`` request acts for: its ``X-API-Key``, resolved to a tenant, a
+role and limits.
 
 Keys come from the environment (``API_KEYS``, ``ADMIN_API_KEYS``; compared in constant time) and
 from Redis (``tide keys create``; found by digest). Lookups are cached for ``KEY_CACHE_S``, so a
@@ -25,6 +26,9 @@ log = structlog.get_logger("tide.api")
 
 HEADER = "X-API-Key"
 PUBLIC_TENANT = "public"
+METRICS_PATH = "/metrics"
+"""Outside ``/v1`` yet keyed: its figures are scoped to the caller's tenant, as listings are.
+It also takes the key as ``Authorization: Bearer``, which every Prometheus can send."""
 TICKET_PATH = "/v1/ws"
 """Browsers cannot set headers on a WebSocket: they authenticate there with a ticket."""
 CACHE_MAX = 10_000
@@ -122,20 +126,30 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 def principal_of(request: web.Request) -> Principal:
-    """The caller of a ``/v1`` request, as the auth middleware resolved it."""
+    """The caller of a ``/v1`` or ``/metrics`` request, as the auth middleware resolved it."""
     return request[PRINCIPAL]
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Resolves the caller of every routed ``/v1`` request; 401 without a known key. A
-    WebSocket upgrade with a ``?ticket=`` is the exception: its handler redeems the ticket."""
+    """Resolves the caller of every routed ``/v1`` and ``/metrics`` request; 401 without a known
+    key. A WebSocket upgrade with a ``?ticket=`` is the exception: its handler redeems the
+    ticket."""
     by_ticket = request.path == TICKET_PATH and "ticket" in request.query
     if (
-        request.path.startswith("/v1/")
+        (request.path.startswith("/v1/") or request.path == METRICS_PATH)
         and request.match_info.http_exception is None
         and not by_ticket
     ):
         authenticator = request.app[AUTHENTICATOR]
-        request[PRINCIPAL] = await authenticator.principal(request.headers.get(HEADER))
+        request[PRINCIPAL] = await authenticator.principal(_secret(request))
     return await handler(request)
+
+
+def _secret(request: web.Request) -> str | None:
+    secret = request.headers.get(HEADER)
+    if secret is None and request.path == METRICS_PATH:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            secret = token.strip()
+    return secret

@@ -3,6 +3,9 @@ client asks for ``text/plain`` or ``application/openmetrics-text`` (what Prometh
 
 Fleet-wide figures come from Redis (:mod:`app.core.metrics`), so every replica answers the same;
 the HTTP figures (``tide_http_*``) are this replica's own, counted by :func:`http_middleware`.
+With auth on, an admin key sees all of it and a tenant's key only its own tenant's figures:
+anything fleet-wide (queues, totals, workers, limiters, HTTP requests) counts other tenants'
+work too, and the difference from its own figures would tell a tenant theirs.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from app.api.auth import AUTHENTICATOR, principal_of
 from app.api.state import QUEUE
-from app.core.metrics import ENDED, FleetMetrics, read_metrics
+from app.core.metrics import ENDED, NOW, FleetMetrics, read_metrics, read_tenant_figures
 from app.process.http import json_response
 
 TOP_TENANTS = 20
@@ -62,12 +66,23 @@ HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
 
 
 async def metrics(request: web.Request) -> web.Response:
-    snapshot = await read_metrics(request.app[QUEUE], TOP_TENANTS)
+    principal = principal_of(request)
     accept = request.headers.get("Accept", "")
-    if not any(kind in accept for kind in PROMETHEUS_TYPES):
-        return json_response(as_json(snapshot))
+    prometheus = any(kind in accept for kind in PROMETHEUS_TYPES)
+    collector: _Snapshot | _TenantSnapshot
+    if principal.admin or not await request.app[AUTHENTICATOR].enabled():
+        snapshot = await read_metrics(request.app[QUEUE], TOP_TENANTS)
+        if not prometheus:
+            return json_response(as_json(snapshot))
+        collector = _Snapshot(snapshot, request.app[HTTP_METRICS].registry)
+    else:
+        tenant = principal.tenant
+        figures = {tenant: await read_tenant_figures(request.app[QUEUE], tenant)}
+        if not prometheus:
+            return json_response(tenant_json(figures))
+        collector = _TenantSnapshot(figures)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(snapshot, request.app[HTTP_METRICS].registry))
+    registry.register(collector)
     encode, content_type = choose_encoder(accept)
     return web.Response(body=encode(registry), headers={"Content-Type": content_type})
 
@@ -116,10 +131,24 @@ def as_json(m: FleetMetrics) -> dict[str, Any]:
         },
         "scaler": {"desired_workers": m.desired_workers},
         "queues": queues,
-        "tenants": {
-            tenant: {f"{status}_total": counts.get(status, 0) for status in ENDED}
-            for tenant, counts in m.tenants.items()
-        },
+        "tenants": _tenants_json(m.tenants),
+    }
+
+
+def tenant_json(tenants: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """What a tenant's key sees: its own figures, at the top as the fleet's are for an admin,
+    and under ``tenants`` as in the admin's view."""
+    [entry] = _tenants_json(tenants).values()
+    return {**entry, "tenants": _tenants_json(tenants)}
+
+
+def _tenants_json(tenants: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {
+        tenant: {
+            **{status: counts.get(status, 0) for status in (*NOW, "dead")},
+            **{f"{status}_total": counts.get(status, 0) for status in ENDED},
+        }
+        for tenant, counts in tenants.items()
     }
 
 
@@ -139,6 +168,16 @@ class _Snapshot:
         yield from self._http.collect()
 
 
+class _TenantSnapshot:
+    """A one-scrape collector of a tenant's own series, and nothing else."""
+
+    def __init__(self, tenants: dict[str, dict[str, int]]) -> None:
+        self._tenants = tenants
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _tenant_families(self._tenants, "The tenant's")
+
+
 def _gauge(name: str, doc: str, value: float | None) -> Iterator[Metric]:
     if value is not None:
         yield GaugeMetricFamily(name, doc, value=value)
@@ -152,15 +191,8 @@ def _families(m: FleetMetrics) -> Iterator[Metric]:
         for status in ENDED:
             jobs.add_metric([queue, status], counts.get(status, 0))
     yield jobs
-    tenants = CounterMetricFamily(
-        "tide_tenant_jobs",
-        f"Jobs that ended, by tenant (the {TOP_TENANTS} busiest; the rest as 'other').",
-        labels=["tenant", "status"],
-    )
-    for tenant, counts in m.tenants.items():
-        for status in ENDED:
-            tenants.add_metric([tenant, status], counts.get(status, 0))
-    yield tenants
+    whose = f"By tenant (the {TOP_TENANTS} busiest; the rest as 'other'):"
+    yield from _tenant_families(m.tenants, whose)
     durations = HistogramMetricFamily(
         "tide_job_duration_seconds",
         "How long attempts ran, from start to recorded outcome.",
@@ -199,6 +231,30 @@ def _families(m: FleetMetrics) -> Iterator[Metric]:
     yield from _gauge(
         "tide_scaler_desired_workers", "Workers the scaler last decided on.", m.desired_workers
     )
+
+
+TENANT_GAUGES = (
+    ("waiting", "pending", "jobs waiting in a queue's stream."),
+    ("running", "running", "jobs leased by a worker."),
+    ("scheduled", "scheduled", "jobs waiting for their time (run_at or a retry's backoff)."),
+    ("dead", "dead", "failed (dead-lettered) jobs whose record is still kept, so retryable."),
+)
+"""Per-tenant gauge: its name after ``tide_tenant_`` (as the queues'), figure, what it counts."""
+
+
+def _tenant_families(tenants: dict[str, dict[str, int]], whose: str) -> Iterator[Metric]:
+    ended = CounterMetricFamily(
+        "tide_tenant_jobs", f"{whose} jobs that ended, by status.", labels=["tenant", "status"]
+    )
+    for tenant, counts in tenants.items():
+        for status in ENDED:
+            ended.add_metric([tenant, status], counts.get(status, 0))
+    yield ended
+    for name, figure, doc in TENANT_GAUGES:
+        family = GaugeMetricFamily(f"tide_tenant_{name}", f"{whose} {doc}", labels=["tenant"])
+        for tenant, counts in tenants.items():
+            family.add_metric([tenant], counts.get(figure, 0))
+        yield family
 
 
 def _queue_gauges(m: FleetMetrics) -> Iterator[Metric]:

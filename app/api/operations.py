@@ -255,9 +255,14 @@ ROUTES: tuple[Operation, ...] = (
         "Queue and tenant figures",
         "service",
         (Reply(200, "JSON figures.", w.Metrics),),
-        (503,),
+        (401, 503),
         extra_media={"text/plain": "Prometheus text, when the client asks for text/plain."},
-        public=True,
+        description="With auth on, an admin key sees the whole deployment: queues, totals, "
+        "workers, limiters, and per tenant (the busiest, the rest as `other`) jobs pending, "
+        "running, scheduled and dead and those ended by status. Any other key sees only its "
+        "own tenant's figures, at the top and under `tenants`: nothing fleet-wide, since that "
+        "counts other tenants' jobs too. With auth off it needs no key and shows everything. "
+        "The key may also come as `Authorization: Bearer <key>` (for Prometheus).",
     ),
     Operation(
         "get",

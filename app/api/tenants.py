@@ -1,7 +1,8 @@
 """``GET /v1/tenants``: each tenant's use of its limits, for admins (403 for other keys).
 
 The tenants listed are those with an API key (``API_KEYS``, ``ADMIN_API_KEYS``, stored keys) and
-those that have had a job end (the metrics' per-tenant counters), by name, at most ``limit``. A
+those that have had a job end or have one waiting or running (the per-tenant counters and gauges),
+by name, at most ``limit``. A
 tenant without a key shows the API's default limits: what a key of its own would get.
 """
 
@@ -16,7 +17,7 @@ from app.api.bodies import validated
 from app.api.responses import ApiError
 from app.api.schemas import ListTenants
 from app.api.state import QUEUE
-from app.core.metrics import tenants_with_ended_jobs
+from app.core.metrics import tenants_seen
 from app.core.tenants import usages
 from app.process.http import json_response
 
@@ -38,7 +39,7 @@ async def list_tenants(request: web.Request) -> web.Response:
     query = validated(ListTenants, dict(request.query), "the query")
     queue = request.app[QUEUE]
     keyed = await _keyed(request)
-    known = keyed.keys() | await tenants_with_ended_jobs(queue)
+    known = keyed.keys() | await tenants_seen(queue)
     names = sorted(known)[: query.limit]
     defaults = request.app[AUTHENTICATOR].defaults
     body = []

@@ -87,6 +87,12 @@ class Keys:
         return f"{self.prefix}:metrics"
 
     @property
+    def tenant_gauges(self) -> str:
+        """Hash ``<tenant>\\n<status>`` -> the tenant's jobs pending, running or scheduled
+        (absent: none), kept by the scripts in the call that changes a status (``gauges.lua``)."""
+        return f"{self.metrics}:tenants"
+
+    @property
     def queues(self) -> str:
         """Set of the queue names in use: added by submit, dropped once empty and idle."""
         return f"{self.prefix}:queues"
@@ -140,6 +146,11 @@ class Keys:
     def tenant_rpm(self, tenant: str) -> str:
         """Hash second -> submissions in that second, for the last minute (rolling RPM)."""
         return f"{self.tenant_prefix}{tenant}:rpm"
+
+    def tenant_dead(self, tenant: str) -> str:
+        """Sorted set job id -> when its record expires (ms, server clock): the tenant's failed
+        (dead-lettered) jobs; those whose time has not come are still kept, so retryable."""
+        return f"{self.tenant_prefix}{tenant}:dead"
 
     def tenant_jobs(self, tenant: str) -> str:
         """Sorted set job id -> created (ms): the tenant's recent jobs, for listing."""

@@ -1,9 +1,9 @@
 """Fleet-wide figures for ``GET /metrics``, read from Redis, so every API replica answers the same.
 
 Gauges come from the queues themselves (depth, age, live workers, limiter usage, the scaler's last
-decision); counters from the ``P:metrics`` hash that the scripts keep in the very call that changes
-state (``done.lua``'s ``tally``). Per-tenant series are bounded: the busiest tenants by name, the
-rest summed as ``other``.
+decision) and from each tenant's gauges (``gauges.lua``); counters from the ``P:metrics`` hash that
+the scripts keep in the very call that changes state (``done.lua``'s ``tally``). Per-tenant series
+are bounded: the busiest tenants by name, the rest summed as ``other``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 """Upper bounds (s) of the job-duration buckets: the same list as ``done.lua``'s."""
 OTHER_TENANTS = "other"
 ENDED = ("succeeded", "failed", "cancelled")
+NOW = ("pending", "running", "scheduled")
+"""The statuses the tenant gauges count; ``dead`` (failed jobs still kept) is counted apart."""
+TENANT_FIGURES = (*NOW, "dead", *ENDED)
+"""A tenant's figures: its jobs in each status now, then those that ended so, ever."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +45,7 @@ class FleetMetrics:
     jobs: dict[str, dict[str, int]]
     """Queue -> terminal status -> jobs that ended so."""
     tenants: dict[str, dict[str, int]]
-    """The busiest tenants (and ``other``) -> terminal status -> jobs that ended so."""
+    """The busiest tenants (and ``other``) -> each of ``TENANT_FIGURES`` (absent: 0)."""
     durations: dict[str, Histogram]
     """Queue -> how long attempts ran, from start to recorded outcome."""
     dead_lettered: dict[str, int]
@@ -60,7 +64,8 @@ class FleetMetrics:
 
 
 async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
-    """Every figure of the fleet, in a few round trips whatever the number of jobs."""
+    """Every figure of the fleet, in a few round trips whatever the number of jobs; with
+    ``top_tenants`` 0, none per tenant (what the dashboard's stats frame needs)."""
     keys = queue.keys
     async with queue.redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.metrics)
@@ -70,10 +75,11 @@ async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
     decisions = await recent_decisions(queue.redis, keys, 1)
     desired = decisions[0].get("desired") if decisions else None
     parsed = _Counters(counters)
+    tenants = await _with_jobs_now(queue, parsed.tenants) if top_tenants > 0 else {}
     return FleetMetrics(
         queues=await queue.stats(),
         jobs=parsed.jobs,
-        tenants=_bounded(parsed.tenants, top_tenants),
+        tenants=_bounded(tenants, top_tenants),
         durations=parsed.durations(),
         dead_lettered=parsed.dead_lettered,
         lease_lost=parsed.plain.get("lease_lost", 0),
@@ -84,15 +90,57 @@ async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
     )
 
 
-async def tenants_with_ended_jobs(queue: Queue) -> set[str]:
-    """Every tenant that has had a job end (the per-tenant counters' names): with the tenants
-    that have keys, the ones an admin's listing shows."""
-    names: Any = await queue.redis.hkeys(queue.keys.metrics)
-    return {
-        parts[1]
-        for parts in (n.split("\n") for n in names)
-        if parts[0] == "tenant" and len(parts) == 3 and parts[1]
-    }
+async def tenants_seen(queue: Queue) -> set[str]:
+    """Every tenant that has had a job end, or has one waiting or running now (the names in the
+    per-tenant counters and gauges): with the tenants that have keys, an admin's listing."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.hkeys(queue.keys.metrics)
+        pipe.hkeys(queue.keys.tenant_gauges)
+        counters, gauges = await pipe.execute()
+    ended = (n.split("\n") for n in counters)
+    now = (n.partition("\n")[0] for n in gauges)
+    return {p[1] for p in ended if p[0] == "tenant" and len(p) == 3 and p[1]} | set(
+        filter(None, now)
+    )
+
+
+async def _with_jobs_now(
+    queue: Queue, tenants: dict[str, dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """``tenants``' ended totals, with every tenant's jobs in each status now added."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(queue.keys.tenant_gauges)
+        pipe.time()
+        gauges, now = await pipe.execute()
+    for name, n in gauges.items():
+        tenant, _, status = name.partition("\n")
+        tenants[tenant][status] = int(n)
+    failed = [tenant for tenant, counts in tenants.items() if counts.get("failed")]
+    for tenant, dead in zip(failed, await _dead(queue, failed, now), strict=True):
+        tenants[tenant]["dead"] = dead
+    return tenants
+
+
+async def read_tenant_figures(queue: Queue, tenant: str) -> dict[str, int]:
+    """One tenant's ``TENANT_FIGURES``, read without looking at any other tenant's."""
+    keys = queue.keys
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.tenant_gauges, [f"{tenant}\n{status}" for status in NOW])
+        pipe.hmget(keys.metrics, [f"tenant\n{tenant}\n{status}" for status in ENDED])
+        pipe.time()
+        now_counts, ended_counts, now = await pipe.execute()
+    [dead] = await _dead(queue, [tenant], now)
+    counts = [int(n or 0) for n in (*now_counts, dead, *ended_counts)]
+    return dict(zip(TENANT_FIGURES, counts, strict=True))
+
+
+async def _dead(queue: Queue, tenants: list[str], now: tuple[int, int]) -> list[int]:
+    """Per tenant, its failed jobs whose record is still kept at ``now`` (Redis ``TIME``)."""
+    after = f"({now[0] * 1000 + now[1] // 1000}"
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        for tenant in tenants:
+            pipe.zcount(queue.keys.tenant_dead(tenant), after, "+inf")
+        return [int(n) for n in await pipe.execute()]
 
 
 class _Counters:
@@ -137,8 +185,15 @@ def _lua_number(bound: float) -> str:
 
 
 def _bounded(tenants: dict[str, dict[str, int]], top: int) -> dict[str, dict[str, int]]:
-    """The ``top`` tenants by jobs ended, and every other one summed as ``other``."""
-    ranked = sorted(tenants.items(), key=lambda item: (-sum(item[1].values()), item[0]))
+    """The ``top`` tenants by jobs ended plus jobs not ended yet, every other one summed as
+    ``other``. Ended totals only grow, so the kept set changes slowly and a tenant's counters do
+    not hop in and out of ``other`` between scrapes; the jobs not ended give a new tenant with a
+    large backlog (or a stuck one) a series of its own at once."""
+
+    def weight(counts: dict[str, int]) -> int:
+        return sum(counts.get(status, 0) for status in (*NOW, *ENDED))
+
+    ranked = sorted(tenants.items(), key=lambda item: (-weight(item[1]), item[0]))
     kept = dict(ranked[:top])
     for _, counts in ranked[top:]:
         other = kept.setdefault(OTHER_TENANTS, {})  # a tenant named "other" shares the series

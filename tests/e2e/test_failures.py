@@ -10,16 +10,30 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from app.core.keys import Keys
+from app.core.keys import GROUP, Keys
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
 from app.core.settings import CoreSettings
 from app.dev.redis_server import RedisServer
-from tests.e2e.conftest import SpawnWorker, stop, wait_registered
+from tests.e2e.conftest import Proc, SpawnWorker, stop, wait_registered
 from tests.e2e.tasks import RUNS
 from tests.helpers import wait_status, wait_terminal
 
 pytestmark = pytest.mark.redis
+
+
+async def busy_worker(redis: Redis, workers: list[Proc], timeout_s: float = 5.0) -> Proc | None:
+    """One of ``workers`` that holds a lease now (a consumer's name carries its pid), so that a
+    kill lands mid-job however slowly a loaded machine starts them; None once the work ran out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        consumers = await redis.xinfo_consumers(Keys().queue("default"), GROUP)
+        busy = {c["name"].split("-")[-2] for c in consumers if c["pending"]}
+        for proc in workers:
+            if str(proc.pid) in busy:
+                return proc
+        await asyncio.sleep(0.01)
+    return None
 
 
 async def test_kill_9_in_the_middle_of_jobs_loses_nothing(
@@ -30,11 +44,14 @@ async def test_kill_9_in_the_middle_of_jobs_loses_nothing(
         JobSpec(type="tracked", payload={"seconds": rng.uniform(0.05, 0.3)}, max_attempts=20)
         for _ in range(150)
     ]
-    jobs = await queue.submit_many(specs)
     workers = [spawn_worker(concurrency=8), spawn_worker(concurrency=8)]
+    jobs = await queue.submit_many(specs)  # once both are up: a slow start must not miss the work
     for _ in range(5):  # kill one worker mid-flight, start a fresh one, repeatedly
-        await asyncio.sleep(0.6)
-        victim = workers.pop(rng.randrange(len(workers)))
+        await asyncio.sleep(rng.uniform(0.1, 0.4))
+        victim = await busy_worker(real_redis, workers)
+        if victim is None:
+            break  # the work ran out before this kill
+        workers.remove(victim)
         victim.kill()
         workers.append(spawn_worker(concurrency=8))
     done = await wait_terminal(queue, [j.id for j in jobs], timeout_s=60)

@@ -28,5 +28,5 @@ elseif status == 'running' then
 else
   return {'finished', id, status}
 end
-terminate(key, id, 'cancelled', queue, f[3], now_ms())
+terminate(key, id, status, 'cancelled', queue, f[3], now_ms())
 return done('cancelled')

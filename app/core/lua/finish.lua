@@ -24,14 +24,14 @@ for i = 1, #r, 7 do
     observe_duration(queue, math.max(0, now - (tonumber(f[7]) or now)) / 1000)
     if outcome == 'ok' then
       redis.call('HDEL', key, 'error', 'cancel') -- a success leaves no earlier error or request
-      terminate(key, id, 'succeeded', queue, tenant, now, 'result', data)
+      terminate(key, id, 'running', 'succeeded', queue, tenant, now, 'result', data)
     elseif outcome == 'cancelled' or f[6] == '1' then
-      terminate(key, id, 'cancelled', queue, tenant, now, 'error', data)
+      terminate(key, id, 'running', 'cancelled', queue, tenant, now, 'error', data)
     elseif delay >= 0 and tonumber(token) < (tonumber(f[5]) or 1) then
       redis.call('HSET', key, 'status', 'scheduled', 'error', data, 'run_at', fmt(now + delay))
-      schedule(id, queue, tenant, now + delay)
+      schedule(id, 'running', queue, tenant, now + delay)
     else
-      dead_letter(key, id, queue, tenant, data, token, now)
+      dead_letter(key, id, 'running', queue, tenant, data, token, now)
     end
     out[#out + 1] = 1
   elseif seen[1] and seen[3] == consumer and seen[2] == token then

@@ -11,7 +11,7 @@ for _, id in ipairs(ids) do
   local f = redis.call('HMGET', key, 'status', 'queue', 'tenant')
   if f[1] == 'scheduled' then
     redis.call('HINCRBY', SCHEDULED, f[2], -1)
-    redis.call('HSET', key, 'status', 'pending', 'entry', enqueue(id, f[2], f[3]))
+    redis.call('HSET', key, 'status', 'pending', 'entry', enqueue(id, 'scheduled', f[2], f[3]))
   end
 end
 local nxt = redis.call('ZRANGE', DELAYED, 0, 0, 'WITHSCORES')

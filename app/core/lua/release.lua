@@ -18,7 +18,7 @@ for i = 1, #r, 4 do
   if f then
     redis.call('XCLAIM', stream, GROUP, consumer, 0, eid, 'IDLE', idle, 'JUSTID')
     redis.call('HSET', key, 'status', 'pending', 'attempts', tonumber(r[i + 3]) - 1)
-    emit(id, 'pending', r[i], f[4])
+    emit(id, 'running', 'pending', r[i], f[4])
     n = n + 1
   end
 end

@@ -25,5 +25,6 @@ redis.call('HDEL', key, 'error', 'result', 'started_at', 'finished_at', 'worker'
   'run_at')
 take_active(owner, 1)
 redis.call('SADD', QUEUES, queue)
-redis.call('HSET', key, 'status', 'pending', 'attempts', 0, 'entry', enqueue(id, queue, owner))
+local eid = enqueue(id, status, queue, owner)
+redis.call('HSET', key, 'status', 'pending', 'attempts', 0, 'entry', eid)
 return done('pending')

@@ -80,9 +80,9 @@ local function create(i)
   local status, field, value
   if due > now then
     status, field, value = 'scheduled', 'run_at', fmt(due)
-    schedule(id, queue, tenant, due)
+    schedule(id, nil, queue, tenant, due)
   else
-    status, field, value = 'pending', 'entry', enqueue(id, queue, tenant)
+    status, field, value = 'pending', 'entry', enqueue(id, nil, queue, tenant)
   end
   redis.call('HSET', JOB .. id, 'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
     'payload', r[i + 4], 'attempts', 0, 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],

@@ -138,12 +138,13 @@ async def test_only_an_admin_lists_the_tenants_with_their_usage_and_limits(
     await ApiKeyStore(queue.redis, keyed_settings).create("cove", rpm=7, max_active=3)
     await queue.submit(JobSpec(type="t", tenant="demo", queue="keyless"))
     await finish_next(queue, "keyless", Outcome.OK, "1")  # a tenant without a key, seen ending
+    await queue.submit(JobSpec(type="t", tenant="eve", queue="keyless"))  # one with a job waiting
     for _ in range(2):
         await api.post("/v1/jobs", json={"type": "t"}, headers=key(ACME))
     listing = wire.TenantList.model_validate(await get(api, "/v1/tenants", ADMIN))
     assert not listing.truncated
     usage = {t.tenant: t for t in listing.tenants}
-    assert list(usage) == ["acme", "admin", "bolt", "cove", "demo"]
+    assert list(usage) == ["acme", "admin", "bolt", "cove", "demo", "eve"]
     assert (usage["acme"].active, usage["acme"].submitted_last_minute, usage["acme"].keys) == (
         2,
         2,
@@ -151,7 +152,7 @@ async def test_only_an_admin_lists_the_tenants_with_their_usage_and_limits(
     )
     assert (usage["cove"].rpm_limit, usage["cove"].max_active_limit) == (7, 3)
     assert usage["bolt"].rpm_limit == keyed_settings.tenant_rpm
-    assert (usage["demo"].keys, usage["demo"].active) == (0, 0)
+    assert (usage["demo"].keys, usage["demo"].active, usage["eve"].active) == (0, 0, 1)
     assert usage["demo"].max_active_limit == keyed_settings.tenant_max_active
     first = await get(api, "/v1/tenants?limit=1", ADMIN)
     assert [t["tenant"] for t in first["tenants"]] == ["acme"]

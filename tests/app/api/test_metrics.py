@@ -1,5 +1,5 @@
 """``GET /metrics``: JSON by default, Prometheus text or OpenMetrics by ``Accept``, the same
-figures either way, tenant series bounded."""
+figures either way, tenant series bounded; with auth on, scoped by the caller's key."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from redis.asyncio import Redis
 
+from app.api import create_app
 from app.api.metrics import TOP_TENANTS
 from app.api.settings import ApiSettings
 from app.core.leases import LeaseClient, Outcome, Result
+from app.core.metrics import ENDED
 from app.core.models import JobSpec
 from app.core.queue import Queue
-from tests.helpers import ApiClient
+from tests.helpers import ACME, ADMIN, BOLT, ApiClient, MakeApiClient, assert_error, key
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
@@ -26,6 +28,15 @@ PROMETHEUS_ACCEPT = (
 """What Prometheus itself sends."""
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+TENANT_FIELDS = ("pending", "running", "scheduled", "dead", *(f"{s}_total" for s in ENDED))
+"""A tenant's figures in the JSON."""
+TENANT_GAUGES = {
+    "tide_tenant_waiting": "pending",
+    "tide_tenant_running": "running",
+    "tide_tenant_scheduled": "scheduled",
+    "tide_tenant_dead": "dead",
+}
+"""Per-tenant gauge series -> the JSON figure they say."""
 
 
 async def run_jobs(redis: Redis, settings: ApiSettings, specs: list[JobSpec]) -> None:
@@ -78,8 +89,10 @@ async def test_json_by_default_with_fleet_queue_and_tenant_figures(
         "dead": 1,
     }
     assert (body["succeeded_total"], body["failed_total"], body["dead_lettered_total"]) == (2, 1, 1)
+    nothing = dict.fromkeys(TENANT_FIELDS, 0)
     assert body["tenants"] == {
-        "acme": {"succeeded_total": 2, "failed_total": 1, "cancelled_total": 0},
+        "acme": {**nothing, "dead": 1, "succeeded_total": 2, "failed_total": 1},
+        "public": {**nothing, "scheduled": 1},
     }
     default = body["queues"]["default"]
     assert (default["succeeded_total"], default["duration_s"]["count"]) == (2, 3)
@@ -105,6 +118,8 @@ async def test_prometheus_text_parses_and_says_what_the_json_says(
 ) -> None:
     specs = [JobSpec(type="t", tenant=f"t{i % 2}", max_attempts=1) for i in range(5)]
     await run_jobs(any_redis, api_settings, specs)
+    later = [JobSpec(type="t", tenant="t1"), JobSpec(type="t", tenant="t0", delay_s=60)]
+    await Queue(any_redis, api_settings).submit_many(later)
     body = await (await client.get("/metrics")).json()
     kind, text = await scrape(client, accept)
     assert kind.startswith(content_type)
@@ -114,9 +129,16 @@ async def test_prometheus_text_parses_and_says_what_the_json_says(
     default = body["queues"]["default"]
     assert value(found, jobs, queue="default", status="succeeded") == default["succeeded_total"]
     assert value(found, jobs, queue="default", status="failed") == default["failed_total"]
+    assert set(body["tenants"]) == {"t0", "t1"}
     for tenant, counts in body["tenants"].items():
-        series = value(found, "tide_tenant_jobs_total", tenant=tenant, status="succeeded")
-        assert series == counts["succeeded_total"]
+        for status in ("succeeded", "failed", "cancelled"):
+            series = value(found, "tide_tenant_jobs_total", tenant=tenant, status=status)
+            assert series == counts[f"{status}_total"]
+        for name, figure in TENANT_GAUGES.items():
+            assert value(found, name, tenant=tenant) == counts[figure]
+    assert body["tenants"]["t1"]["pending"] == 1
+    assert body["tenants"]["t0"]["scheduled"] == 1
+    assert body["tenants"]["t1"]["dead"] == 2  # odd indexes fail
     duration = "tide_job_duration_seconds"
     assert value(found, f"{duration}_count", queue="default") == default["duration_s"]["count"]
     assert value(found, f"{duration}_bucket", queue="default", le="+Inf") == 5
@@ -136,14 +158,24 @@ async def test_tenant_series_stay_bounded_with_a_thousand_tenants(
     specs = [JobSpec(type="t", tenant=f"tenant{i:04}", max_attempts=1) for i in range(1000)]
     specs += [JobSpec(type="t", tenant="tenant0999") for _ in range(3)]  # the busiest
     await run_jobs(any_redis, api_settings, specs)
+    waiting = [JobSpec(type="t", tenant=f"tenant{i:04}") for i in range(0, 1000, 2)]
+    await Queue(any_redis, api_settings).submit_many(waiting)
     body = await (await client.get("/metrics")).json()
     assert len(body["tenants"]) == TOP_TENANTS + 1
     assert "tenant0999" in body["tenants"]
-    ended = sum(c["succeeded_total"] + c["failed_total"] for c in body["tenants"].values())
+    figures = body["tenants"].values()
+    ended = sum(c["succeeded_total"] + c["failed_total"] for c in figures)
     assert ended == 1003  # nothing lost in the bounding
+    assert sum(c["pending"] for c in figures) == 500
+    assert sum(c["dead"] for c in figures) == body["failed_total"]
+
     _, text = await scrape(client, "text/plain")
-    tenant_series = {labels for name, labels in samples(text) if name == "tide_tenant_jobs_total"}
+    found = samples(text)
+    tenant_series = {labels for name, labels in found if name == "tide_tenant_jobs_total"}
     assert len(tenant_series) == (TOP_TENANTS + 1) * 3
+    for name, figure in TENANT_GAUGES.items():
+        series = {dict(labels)["tenant"]: n for (kind, labels), n in found.items() if kind == name}
+        assert series == {tenant: counts[figure] for tenant, counts in body["tenants"].items()}
 
 
 async def test_http_requests_are_counted_by_route_pattern_and_status(client: ApiClient) -> None:
@@ -158,3 +190,65 @@ async def test_http_requests_are_counted_by_route_pattern_and_status(client: Api
     assert value(found, requests, method="GET", route="unmatched", status="404") == 1
     count = "tide_http_request_duration_seconds_count"
     assert value(found, count, method="GET", route="/health") == 1
+
+
+# -- scoped by the caller's key (auth on) -------------------------------------------------------
+
+
+@pytest.fixture
+async def keyed(
+    any_redis: Redis, keyed_settings: ApiSettings, make_client: MakeApiClient
+) -> ApiClient:
+    """Auth on (tenants acme and bolt, an admin); each tenant has ended and waiting jobs."""
+    specs = [JobSpec(type="t", tenant=t, max_attempts=1) for t in ("acme", "bolt", "bolt")]
+    await run_jobs(any_redis, keyed_settings, specs)
+    await Queue(any_redis, keyed_settings).submit(JobSpec(type="t", tenant="bolt", delay_s=60))
+    return await make_client(create_app(keyed_settings, Queue(any_redis, keyed_settings)))
+
+
+def bearer(secret: str) -> dict[str, str]:
+    """How a Prometheus scrape config's ``authorization`` sends a key."""
+    return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.mark.parametrize("accept", ["", "text/plain", PROMETHEUS_ACCEPT])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, key("wrong-secret-0123456789"), {"Authorization": f"Basic {ADMIN}"}, bearer("nope")],
+)
+async def test_with_auth_on_metrics_need_a_known_key(
+    keyed: ApiClient, accept: str, headers: dict[str, str]
+) -> None:
+    response = await keyed.get("/metrics", headers={**headers, "Accept": accept})
+    await assert_error(response, 401, "unauthorized")
+
+
+async def test_a_tenants_key_sees_its_own_figures_and_nothing_of_anyone_else(
+    keyed: ApiClient,
+) -> None:
+    response = await keyed.get("/metrics", headers=key(ACME))
+    body = await response.json()
+    own = {**dict.fromkeys(TENANT_FIELDS, 0), "succeeded_total": 1}
+    assert body == {**own, "tenants": {"acme": own}}
+
+    response = await keyed.get("/metrics", headers={**key(BOLT), "Accept": "text/plain"})
+    text = await response.text()
+    assert "acme" not in text
+    found = samples(text)
+    assert {dict(labels)["tenant"] for _, labels in found} == {"bolt"}
+    assert {name for name, _ in found} == {"tide_tenant_jobs_total", *TENANT_GAUGES}
+    assert value(found, "tide_tenant_jobs_total", tenant="bolt", status="failed") == 1
+    assert value(found, "tide_tenant_dead", tenant="bolt") == 1
+    assert value(found, "tide_tenant_scheduled", tenant="bolt") == 1
+
+
+async def test_an_admin_key_sees_the_whole_fleet(keyed: ApiClient) -> None:
+    body = await (await keyed.get("/metrics", headers=key(ADMIN))).json()
+    assert set(body["tenants"]) == {"acme", "bolt"}
+    assert (body["succeeded_total"], body["failed_total"], body["scheduled"]) == (2, 1, 1)
+    assert "default" in body["queues"]
+    response = await keyed.get("/metrics", headers={**bearer(ADMIN), "Accept": "text/plain"})
+    found = samples(await response.text())
+    assert value(found, "tide_tenant_jobs_total", tenant="acme", status="succeeded") == 1
+    assert value(found, "tide_queue_scheduled", queue="default") == 1
+    assert value(found, "tide_http_requests_total", method="GET", route="/metrics", status="200")

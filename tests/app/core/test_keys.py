@@ -80,7 +80,8 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
     """The scripts get only the prefix: the names they build must be the ones Python reads."""
     keys = Keys("{acme}")
     names = "DELAYED, EVENTS, SCHEDULED, QUEUES, WORKERS, SEEN, METRICS, JOB, QUEUE, DEAD, TENANT"
-    lua = resolve(f"--!include head\nreturn {{{names}, GROUP, EVENTS .. ':count'}}")
+    more = "GROUP, EVENTS .. ':count', TENANT_GAUGES, TENANT .. 't:dead'"
+    lua = resolve(f"--!include gauges\nreturn {{{names}, {more}}}")
     built = await any_redis.eval(lua, 1, keys.prefix, "1", "2", "3")  # type: ignore[misc]
     assert built == [
         keys.delayed,
@@ -96,6 +97,8 @@ async def test_the_scripts_build_the_key_names_of_the_key_schema(any_redis: Redi
         keys.tenant_prefix,
         GROUP,
         keys.events_count,
+        keys.tenant_gauges,
+        keys.tenant_dead("t"),
     ]
 
 

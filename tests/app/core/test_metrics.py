@@ -47,8 +47,9 @@ async def test_ended_jobs_are_counted_by_queue_status_and_tenant_with_their_dura
     assert m.jobs == {"default": {"succeeded": 1, "failed": 1, "cancelled": 2}}
     assert m.totals == {"succeeded": 1, "failed": 1, "cancelled": 2}
     assert m.tenants == {
-        "acme": {"succeeded": 1, "failed": 1, "cancelled": 1},
+        "acme": {"succeeded": 1, "failed": 1, "cancelled": 1, "dead": 1},
         "zeta": {"cancelled": 1},
+        "public": {"scheduled": 1},
     }
     assert m.dead_lettered == {"default": 1}
     durations = m.durations["default"]

@@ -1,14 +1,18 @@
 -- done.lua: what a state-changing script collects while it runs and writes once at its end.
 -- Every script that changes state ends with `return done(reply)`.
 --!include head
+--!include gauges
 
 -- status changes are collected and appended as ONE events-stream entry per script call:
 -- fields n (count), c (running count of changes up to and including this entry's) and changes
 -- (four fields per change: job id, status, queue, tenant). The running count is kept in its own
 -- counter, EVENTS .. ':count' (Keys.events_count): one INCRBY instead of reading the newest entry.
+-- Every status change goes through emit, with the status it leaves (nil for a new job), so the
+-- tenant gauges (gauges.lua) see each change the live subscribers see.
 local EVENTS_COUNT = EVENTS .. ':count'
 local changes = {}
-local function emit(id, status, queue, tenant)
+local function emit(id, from, status, queue, tenant)
+  move(id, tenant, from, status)
   local n = #changes
   changes[n + 1], changes[n + 2], changes[n + 3], changes[n + 4] = id, status, queue, tenant or ''
 end
@@ -113,6 +117,7 @@ local function observe_duration(queue, seconds)
 end
 
 local function done(reply)
+  write_gauges()
   for field, n in pairs(tallies) do
     redis.call('HINCRBY', METRICS, field, n)
   end

@@ -1,9 +1,10 @@
 -- transitions.lua: the job-record changes several scripts share: end (which frees the tenant's
--- active slot), dead-letter, schedule, enqueue, and begin an attempt.
+-- active slot), dead-letter, schedule, enqueue, and begin an attempt. Each takes the status the
+-- job leaves (`from`; nil for a new job), which emit hands to the tenant gauges.
 --!include done
 --!include tenants
 
-local function terminate(key, id, status, queue, tenant, now, field, value)
+local function terminate(key, id, from, status, queue, tenant, now, field, value)
   if field then
     redis.call('HSET', key, 'status', status, 'finished_at', fmt(now), field, value)
   else
@@ -11,29 +12,29 @@ local function terminate(key, id, status, queue, tenant, now, field, value)
   end
   redis.call('EXPIRE', key, RESULT_TTL)
   release_active(tenant)
-  emit(id, status, queue, tenant)
+  emit(id, from, status, queue, tenant)
   count_finished(queue)
   tally('jobs\n' .. queue .. '\n' .. status)
   tally('tenant\n' .. (tenant or '') .. '\n' .. status)
 end
 
-local function dead_letter(key, id, queue, tenant, err, attempts, now)
+local function dead_letter(key, id, from, queue, tenant, err, attempts, now)
   redis.call('XADD', DEAD .. queue, 'MAXLEN', '~', DEAD_MAXLEN, '*',
     'job', id, 'error', err, 'attempts', attempts)
   tally('dead_lettered\n' .. queue)
-  terminate(key, id, 'failed', queue, tenant, now, 'error', err)
+  terminate(key, id, from, 'failed', queue, tenant, now, 'error', err)
 end
 
-local function schedule(id, queue, tenant, due)
+local function schedule(id, from, queue, tenant, due)
   redis.call('ZADD', DELAYED, due, id)
   redis.call('HINCRBY', SCHEDULED, queue, 1)
-  emit(id, 'scheduled', queue, tenant)
+  emit(id, from, 'scheduled', queue, tenant)
 end
 
 -- add the job's stream entry; the caller records status 'pending' and the entry id
-local function enqueue(id, queue, tenant)
+local function enqueue(id, from, queue, tenant)
   local eid = redis.call('XADD', QUEUE .. queue, '*', 'j', id)
-  emit(id, 'pending', queue, tenant)
+  emit(id, from, 'pending', queue, tenant)
   return eid
 end
 
@@ -55,7 +56,7 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
   end
   if f[9] == '1' then -- cancel was asked while its last worker ran it, and that worker died
     drop_entry(stream, eid)
-    terminate(key, id, 'cancelled', queue, f[7], now)
+    terminate(key, id, f[1], 'cancelled', queue, f[7], now)
     return false
   end
   local attempts = (tonumber(f[2]) or 0) + 1
@@ -65,11 +66,11 @@ local function start_job(stream, eid, id, queue, consumer, now, fresh)
       ' stopped without finishing and no attempts are left"}'
     -- the record names who ended it, so the late finish of the expired attempt reads as lost
     redis.call('HSET', key, 'worker', consumer)
-    dead_letter(key, id, queue, f[7], err, f[2], now)
+    dead_letter(key, id, f[1], queue, f[7], err, f[2], now)
     return false
   end
   redis.call('HSET', key, 'status', 'running', 'attempts', attempts, 'started_at', fmt(now),
     'worker', consumer)
-  emit(id, 'running', queue, f[7])
+  emit(id, f[1], 'running', queue, f[7])
   return {eid, id, queue, tostring(attempts), f[4], f[5], f[6], f[3], f[7]}
 end
