@@ -134,6 +134,107 @@ class WsTicket(Answer):
     expires_in_s: float
 
 
+class Worker(Answer):
+    """A live worker: what it announced, and how long since its last heartbeat."""
+
+    id: str
+    heartbeat_age_s: float = Field(ge=0, description="On the Redis server's clock.")
+    host: str | None = None
+    pid: int | None = None
+    queues: list[str] = Field(default_factory=list)
+    concurrency: int | None = Field(default=None, description="Jobs it runs at once at most.")
+    busy: int | None = Field(default=None, description="Jobs it ran at its last heartbeat.")
+    processed: int | None = None
+    failed: int | None = None
+
+
+class WorkerList(Answer):
+    workers: list[Worker]
+
+
+class ScalerDecision(Answer):
+    """One decision of the scaler, with why it was taken."""
+
+    id: str = Field(description="Its id in the decision log.")
+    at: AwareDatetime = Field(description="When it was logged.")
+    current: int | None = None
+    desired: int | None = None
+    action: str | None = Field(default=None, description="`up`, `down` or `hold`.")
+    reason: str | None = None
+
+
+class ScalerDecisions(Answer):
+    decisions: list[ScalerDecision] = Field(description="Newest first.")
+
+
+class TenantUsage(Answer):
+    """A tenant's use of its limits right now."""
+
+    tenant: str
+    active: int = Field(ge=0, description="Non-terminal jobs.")
+    submitted_last_minute: int = Field(ge=0)
+    keys: int = Field(ge=0, description="Its API keys (environment and stored); 0: none.")
+    max_active_limit: int = Field(
+        ge=0, description="The highest any of its keys allows (no key: the default)."
+    )
+    rpm_limit: int = Field(
+        ge=0, description="The highest any of its keys allows (no key: the default)."
+    )
+
+
+class TenantList(Answer):
+    tenants: list[TenantUsage] = Field(description="By name: those with a key or with jobs.")
+    truncated: bool = Field(description="There are more than `limit`.")
+
+
+class DeadLetter(Answer):
+    """A job that failed for good, as its queue's dead-letter stream recorded it."""
+
+    entry: str = Field(description="Its id in the dead-letter stream.")
+    at: AwareDatetime = Field(description="When it was dead-lettered.")
+    queue: str
+    job_id: str
+    error: JsonValue = None
+    attempts: int = Field(ge=0)
+    job: Job | None = Field(
+        description="The job now (it may have been retried since); "
+        "null once its record has expired."
+    )
+
+
+class DeadLetterList(Answer):
+    dead_letters: list[DeadLetter] = Field(description="Newest first.")
+
+
+class QueueFigures(Answer):
+    queue: str
+    waiting: int = Field(ge=0)
+    running: int = Field(ge=0)
+    scheduled: int = Field(ge=0)
+    dead: int = Field(ge=0)
+    finished_per_min: float = Field(ge=0)
+
+
+class ScalerSummary(Answer):
+    current: int | None = None
+    desired: int | None = None
+    decision: JsonValue = Field(description="The scaler's last decision.")
+
+
+class Stats(Answer):
+    """The deployment's figures: what the WebSocket's ``stats`` frame carries once a second."""
+
+    waiting: int = Field(ge=0)
+    running: int = Field(ge=0)
+    scheduled: int = Field(ge=0)
+    dead: int = Field(ge=0)
+    finished_per_min: float = Field(ge=0)
+    totals: dict[str, int] = Field(description="Terminal status -> jobs that ended so, ever.")
+    workers: int = Field(ge=0, description="Live workers.")
+    queues: list[QueueFigures]
+    scaler: ScalerSummary | None = Field(description="Null until a scaler has decided.")
+
+
 class ErrorDetail(Answer):
     code: str = Field(description="snake_case, stable: what a program branches on.")
     message: str = Field(description="For people; may change.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -130,6 +131,14 @@ class DevProcess:
 
     async def wait_healthy(self) -> None:
         await wait_healthy(self.base, self.proc, self.output, START_TIMEOUT_S)
+
+    async def admin_key(self) -> str:
+        """The admin key its banner prints (its API has auth on with it)."""
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while (found := re.search(r"Admin key: (\S+)", self.out_path.read_text())) is None:
+            assert time.monotonic() < deadline, f"no admin key in the banner\n{self.output()}"
+            await asyncio.sleep(0.1)
+        return found[1]
 
     async def interrupt(self, sig: int = signal.SIGINT) -> int:
         """``sig`` (SIGINT, as Ctrl-C sends); the exit code, or a failure after the timeout."""

@@ -8,7 +8,19 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from app.api import docs, health, jobs, live, metrics, openapi, queues
+from app.api import (
+    dashboard,
+    dead_letters,
+    docs,
+    fleet,
+    health,
+    jobs,
+    live,
+    metrics,
+    openapi,
+    queues,
+    tenants,
+)
 from app.api.auth import AUTHENTICATOR, Authenticator, auth_middleware
 from app.api.group_commit import GroupCommit
 from app.api.middleware import error_middleware, log_middleware
@@ -38,6 +50,10 @@ def create_app(settings: ApiSettings, queue: Queue | None = None) -> web.Applica
     health.add_routes(app)
     jobs.add_routes(app)
     queues.add_routes(app)
+    dead_letters.add_routes(app)
+    fleet.add_routes(app)
+    tenants.add_routes(app)
+    dashboard.add_routes(app)
     openapi.add_routes(app)
     docs.add_routes(app)
     metrics.setup(app)

@@ -56,7 +56,7 @@ class Authenticator:
         self.store = store
         self.defaults = Limits(settings.tenant_rpm, settings.tenant_max_active)
         self.env = [
-            (secret.encode(), self._principal(ApiKey("env", tenant, admin)))
+            (secret.encode(), self.principal_of_key(ApiKey("env", tenant, admin)))
             for tenant, secret, admin in settings.env_keys()
         ]
         self.public = Principal(PUBLIC_TENANT, False, self.defaults)
@@ -64,7 +64,8 @@ class Authenticator:
         self._on = bool(self.env)
         self._checked_until = 0.0
 
-    def _principal(self, key: ApiKey) -> Principal:
+    def principal_of_key(self, key: ApiKey) -> Principal:
+        """Who a stored or environment key acts for, its unset limits the API's defaults."""
         limits = Limits(
             self.defaults.rpm if key.rpm is None else key.rpm,
             self.defaults.max_active if key.max_active is None else key.max_active,
@@ -104,7 +105,7 @@ class Authenticator:
         if cached is not None and cached[0] > now:
             return cached[1]
         key = await self.store.find(key_digest)
-        principal = None if key is None else self._principal(key)
+        principal = None if key is None else self.principal_of_key(key)
         if len(self._cache) >= CACHE_MAX:
             self._cache.clear()
         self._cache[key_digest] = (now + self.settings.key_cache_s, principal)

@@ -122,3 +122,19 @@ class ListJobs(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
     cursor: str | None = Field(default=None, min_length=1, max_length=200)
     tenant: str | None = Field(default=None, pattern=TENANT_PATTERN)
+
+
+class Newest(BaseModel):
+    """Query of the short newest-first lists: the scaler's decisions, the dead letters."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(default=20, ge=1, le=100)
+
+
+class ListTenants(BaseModel):
+    """Query of ``GET /v1/tenants``: the first ``limit`` tenants by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    limit: int = Field(default=100, ge=1, le=1000)

@@ -90,6 +90,20 @@ async def read_metrics(queue: Queue, top_tenants: int) -> FleetMetrics:
     )
 
 
+async def tenants_seen(queue: Queue) -> set[str]:
+    """Every tenant that has had a job end, or has one waiting or running now (the names in the
+    per-tenant counters and gauges): with the tenants that have keys, an admin's listing."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        pipe.hkeys(queue.keys.metrics)
+        pipe.hkeys(queue.keys.tenant_gauges)
+        counters, gauges = await pipe.execute()
+    ended = (n.split("\n") for n in counters)
+    now = (n.partition("\n")[0] for n in gauges)
+    return {p[1] for p in ended if p[0] == "tenant" and len(p) == 3 and p[1]} | set(
+        filter(None, now)
+    )
+
+
 async def _with_jobs_now(
     queue: Queue, tenants: dict[str, dict[str, int]]
 ) -> dict[str, dict[str, int]]:

@@ -85,9 +85,24 @@ def fingerprint(spec: JobSpec) -> str:
 
 async def usage(redis: Redis, keys: Keys, tenant: str, now_s: int) -> Usage:
     """A tenant's active jobs and submissions in the minute before ``now_s`` (Redis clock)."""
+    return (await usages(redis, keys, [tenant], now_s))[0]
+
+
+async def usages(
+    redis: Redis, keys: Keys, tenants: Sequence[str], now_s: int | None = None
+) -> list[Usage]:
+    """:func:`usage` of each of ``tenants``, in one round trip; ``now_s`` None: the Redis
+    server's clock, read in that same round trip."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(keys.tenant_active(tenant))
-        pipe.hgetall(keys.tenant_rpm(tenant))
-        active, seconds = await pipe.execute()
-    recent = sum(int(n) for s, n in seconds.items() if int(s) > now_s - 60)
-    return Usage(tenant, max(0, int(active or 0)), recent)
+        pipe.time()
+        for tenant in tenants:
+            pipe.get(keys.tenant_active(tenant))
+            pipe.hgetall(keys.tenant_rpm(tenant))
+        (seconds, _), *replies = await pipe.execute()
+    since = (int(seconds) if now_s is None else now_s) - 60
+    return [
+        Usage(
+            tenant, max(0, int(active or 0)), sum(int(n) for s, n in rpm.items() if int(s) > since)
+        )
+        for tenant, active, rpm in zip(tenants, replies[::2], replies[1::2], strict=True)
+    ]

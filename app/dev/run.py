@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -29,7 +30,8 @@ from pathlib import Path
 import structlog
 
 from app.api import create_app, start
-from app.api.settings import ApiSettings
+from app.api.settings import ADMIN_TENANT, ApiSettings
+from app.core.apikeys import SECRET_PREFIX
 from app.core.errors import InvalidRequest
 from app.core.queue import Queue
 from app.dev.autoscale import DevScaler
@@ -61,6 +63,15 @@ FAKE_REDIS_WARNING = (
 
 
 PROG = "tide dev"
+
+
+def with_admin_key(settings: ApiSettings) -> tuple[ApiSettings, str]:
+    """The API's settings with one more admin key, made for this run and printed in the banner:
+    the dashboard opened with it sees every tenant, the demo's included (a request without a
+    key acts for tenant ``public``, which sees only its own jobs)."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(24)
+    keys = ",".join(filter(None, [settings.admin_api_keys, f"{ADMIN_TENANT}:{secret}"]))
+    return settings.model_copy(update={"admin_api_keys": keys}), secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +120,7 @@ async def _dev(
             except RedisServerUnavailable as exc:
                 log.error("dev.no_redis", error=str(exc))
                 return 1
-            settings = settings.model_copy(update={"redis_url": url})
+            settings, admin_key = with_admin_key(settings.model_copy(update={"redis_url": url}))
             redis = built_from("REDIS_URL", url, settings.connect_redis)
             stack.push_async_callback(redis.aclose)
             try:
@@ -160,7 +171,8 @@ async def _dev(
             flow = show_flow(meter, crew.counts, background, _say)
             stack.push_async_callback(_stop_task, asyncio.create_task(flow), background)
 
-            print(_banner(options, workers, crew, url, origin, port, output), flush=True)
+            banner = _banner(options, workers, crew, url, origin, port, output, admin_key)
+            print(banner, flush=True)
             await _first(signals.stop, crew.failed)
             if crew.failure is not None:
                 print(f"{PROG}: {crew.failure}; stopping", file=sys.stderr, flush=True)
@@ -250,16 +262,20 @@ def _banner(
     origin: str,
     port: int,
     output: Path | None,
+    admin_key: str,
 ) -> str:
     base = f"http://{HOST}:{port}"
+    auth = f"-H 'X-API-Key: {admin_key}'"
     example = (
-        f"curl -sS -X POST {base}/v1/jobs -H 'Content-Type: application/json' "
+        f"curl -sS -X POST {base}/v1/jobs {auth} -H 'Content-Type: application/json' "
         """-d '{"type": "echo", "payload": {"hello": "world"}}'"""
     )
     lines = [
         "",
         "Tide dev is running",
-        f"  API:      {base}  (health: {base}/health)",
+        f"  Dashboard: {base}/  (open it with the admin key)",
+        f"  Admin key: {admin_key}  (made for this run; send it as X-API-Key)",
+        f"  API:      {base}  (health: {base}/health, docs: {base}/docs)",
         f"  Redis:    {url}  ({origin})",
         *(f"  {line}" for line in crew.describe(workers.worker_concurrency)),
         f"  Queues:   {workers.queues}",
@@ -269,7 +285,7 @@ def _banner(
         "",
         "Submit a job, then read it back with the id from the answer:",
         f"  {example}",
-        f"  curl -sS {base}/v1/jobs/<id>",
+        f"  curl -sS {auth} {base}/v1/jobs/<id>",
         "",
         "A line every few seconds shows the flow. Ctrl-C stops everything.",
     ]

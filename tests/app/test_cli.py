@@ -17,7 +17,7 @@ import pytest
 
 from app import cli
 from app.dev.redis_server import RedisServer
-from tests.helpers import START_TIMEOUT_S, DevProcess, dev_env
+from tests.helpers import START_TIMEOUT_S, DevProcess, dev_env, key
 
 
 def test_help_lists_every_subcommand_with_a_description(
@@ -125,7 +125,7 @@ async def test_dev_falls_back_to_embedded_fakeredis_with_demo(
     dev.append(process)
     await process.wait_healthy()
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=key(await process.admin_key())) as session,
         session.post(f"{process.base}/v1/jobs", json={"type": "echo"}) as response,
     ):
         assert response.status == 201
@@ -141,7 +141,7 @@ async def test_dev_runs_jobs_on_its_workers_and_stops_them(
     process = DevProcess(tmp_path, ["--workers", "1", "--concurrency", "2"], env)
     dev.append(process)
     await process.wait_healthy()
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=key(await process.admin_key())) as session:
         body = {"type": "echo", "payload": {"hi": 1}}
         async with session.post(f"{process.base}/v1/jobs", json=body) as response:
             job = await response.json()

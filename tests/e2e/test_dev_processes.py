@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
 from redis.asyncio import Redis
 
@@ -17,7 +18,7 @@ from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
 from app.core.settings import CoreSettings
 from app.dev.redis_server import RedisServer
-from tests.helpers import DevProcess, children_of, dev_env, wait_gone, wait_terminal
+from tests.helpers import DevProcess, children_of, dev_env, key, wait_gone, wait_terminal
 
 pytestmark = pytest.mark.redis
 
@@ -44,6 +45,26 @@ async def test_a_worker_killed_under_dev_is_restarted_and_runs_jobs(
         (done,) = await wait_terminal(queue, [job.id], timeout_s=30)
         assert done.status is JobStatus.SUCCEEDED, dev.output()
         assert '"fleet.restarting"' in dev.output()
+        assert await dev.interrupt() == 0, dev.output()
+    finally:
+        dev.kill()
+
+
+async def test_the_banner_names_the_dashboard_and_an_admin_key_that_opens_it(
+    redis_server: RedisServer, real_redis: Redis, tmp_path: Path
+) -> None:
+    dev = DevProcess(tmp_path, ["--workers", "0"], dev_env(REDIS_URL=redis_server.url))
+    try:
+        await dev.wait_healthy()
+        admin = await dev.admin_key()
+        assert f"Dashboard: {dev.base}/ " in dev.out_path.read_text()
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{dev.base}/") as page:
+                assert (page.status, page.content_type) == (200, "text/html")
+            async with session.get(f"{dev.base}/v1/tenants") as response:
+                assert response.status == 401  # the key turned auth on
+            async with session.get(f"{dev.base}/v1/tenants", headers=key(admin)) as response:
+                assert response.status == 200  # an admin's: it sees every tenant
         assert await dev.interrupt() == 0, dev.output()
     finally:
         dev.kill()

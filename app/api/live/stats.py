@@ -22,13 +22,17 @@ INTERVAL_S = 1.0
 
 
 async def stats_frame(queue: Queue) -> str:
+    return orjson.dumps({"op": "stats", **await stats_figures(queue)}).decode()
+
+
+async def stats_figures(queue: Queue) -> dict[str, Any]:
     """Depth summed over queues (and per queue), throughput, workers, the scaler's last
-    decision (null until a scaler has decided)."""
+    decision (null until a scaler has decided). Also served as ``GET /v1/stats``, for a page
+    that has fallen back to polling."""
     metrics = await read_metrics(queue, top_tenants=0)
     decisions = await recent_decisions(queue.redis, queue.keys, count=1)
     last: dict[str, Any] | None = decisions[0] if decisions else None
-    frame = {
-        "op": "stats",
+    return {
         "waiting": sum(q.waiting for q in metrics.queues),
         "running": sum(q.running for q in metrics.queues),
         "scheduled": sum(q.scheduled for q in metrics.queues),
@@ -55,7 +59,6 @@ async def stats_frame(queue: Queue) -> str:
             "decision": last,
         },
     }
-    return orjson.dumps(frame).decode()
 
 
 async def send_stats(queue: Queue, hub: Hub, sockets: Callable[[], Iterable[Subscriber]]) -> None:
