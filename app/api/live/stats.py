@@ -21,7 +21,7 @@ log = structlog.get_logger("tide.api")
 INTERVAL_S = 1.0
 
 
-async def stats_frame(queue: Queue) -> str:
+async def stats_frame(queue: Queue) -> bytes:
     """Depth summed over queues (and per queue), throughput, workers, the scaler's last
     decision (null until a scaler has decided)."""
     metrics = await read_metrics(queue, top_tenants=0)
@@ -55,7 +55,7 @@ async def stats_frame(queue: Queue) -> str:
             "decision": last,
         },
     }
-    return orjson.dumps(frame).decode()
+    return orjson.dumps(frame)
 
 
 async def send_stats(queue: Queue, hub: Hub, sockets: Callable[[], Iterable[Subscriber]]) -> None:
