@@ -5,7 +5,7 @@ that may see it, found through indexes (by tenant, by job), so a change costs a 
 interested subscriber, not a scan of all of them. A change's frame is encoded once, whoever
 receives it; subscribers that asked for batches get one ``events`` frame per read instead,
 encoded once per audience (a tenant's subscribers, or the admins'), so a thousand sockets cost
-a few sends each per ``FLUSH_S``, not one per change. Each subscriber's queue is bounded in
+a few sends each per ``batch_s``, not one per change. Each subscriber's queue is bounded in
 changes: one that falls behind is dropped, never allowed to grow memory. The reader starts
 with the first subscriber, so an API nobody watches reads nothing.
 """
@@ -28,10 +28,10 @@ from app.core.events import (
     WHOLE,
     JobEvent,
     Position,
-    lost_after,
+    follows,
     newest_entry,
-    oldest_entry,
     parse_entry,
+    running_count,
 )
 from app.core.keys import Keys
 
@@ -43,10 +43,6 @@ RETRY_S = 1.0
 """Pause after a failed read, so a Redis outage is not a busy loop."""
 READY_TIMEOUT_S = 5.0
 """How long a new subscriber waits for a reader that cannot reach Redis."""
-FLUSH_S = 0.05
-"""While batched subscribers listen, the reader pauses this long after handing out a read, so
-a busy stream makes one ``events`` frame per audience per pause, not one per entry: a socket's
-sends a second stay bounded whatever the rate, at the cost of this much latency."""
 BATCH_MAX = 1000
 """Changes per ``events`` frame at most: a huge burst is a few frames of bounded size."""
 
@@ -110,12 +106,18 @@ class Subscriber:
 class Hub:
     """The process's subscribers and the one reader that feeds them."""
 
-    def __init__(self, redis: Redis, keys: Keys, block_ms: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, block_ms: int, batch_s: float = 0.0) -> None:
         self.redis = redis
         self.keys = keys
         self.block_ms = block_ms
+        self.batch_s = batch_s
+        """While batched subscribers listen, the reader pauses this long after handing out a
+        read, so a busy stream makes one ``events`` frame per audience per pause, not one per
+        entry: a socket's sends a second stay bounded whatever the rate."""
         self.cursor = "0-0"
         """The newest entry the reader has handed out: where "from now on" starts."""
+        self.count: int | None = None
+        """The cursor entry's running count: the next entry's must follow on from it."""
         self.ready = asyncio.Event()
         """Set once the reader knows its cursor: a subscriber added after sees every change
         appended after it."""
@@ -202,45 +204,43 @@ class Hub:
         return found
 
     async def _read(self) -> None:
-        failed = False
         while True:
             try:
                 if not self.ready.is_set():
-                    self.cursor = await newest_entry(self.redis, self.keys)
+                    self.cursor, self.count = await newest_entry(self.redis, self.keys)
                     self.ready.set()
-                if failed:
-                    await self._check_gap()
-                    failed = False
                 reply: Any = await self.redis.xread(
                     {self.keys.events: self.cursor}, count=READ_COUNT, block=self.block_ms
                 )
             except RedisError as exc:
                 log.warning("api.events_read_failed", error=str(exc), retry_in_s=RETRY_S)
-                failed = True
                 await asyncio.sleep(RETRY_S)
                 continue
             read = 0
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
+                    if not follows(fields, self.count):
+                        self._gap()
                     self.publish(parse_entry(entry_id, fields))
-                    self.cursor = entry_id
+                    self.cursor, self.count = entry_id, running_count(fields)
                     await asyncio.sleep(0)  # senders drain between entries: only a client
                     # whose socket is backed up falls behind, not one that met a burst
                 read += len(entries)
             self.flush()
             if self._batched and 0 < read < READ_COUNT:
-                await asyncio.sleep(FLUSH_S)  # what comes meanwhile makes one frame, not many
+                await asyncio.sleep(self.batch_s)  # what comes meanwhile: one frame, not many
 
     def position(self) -> Position:
         """Where "from now on" starts: after the newest entry handed out."""
         return (*_entry(self.cursor), WHOLE)
 
-    async def _check_gap(self) -> None:
-        """After a failed read: if the capped stream dropped changes meanwhile, every
-        subscriber is told (``gap``) rather than silently missing them."""
-        if lost_after(self.position(), await oldest_entry(self.redis, self.keys)):
-            log.warning("api.events_gap", after=self.cursor)
-            self.broadcast(frame("gap", after=self.cursor), self.subscribers())
+    def _gap(self) -> None:
+        """The capped stream dropped changes after the cursor (Redis was out of reach, or the
+        reader fell behind): every subscriber is told (``gap``), not left silently missing
+        them, and can resume from what it saw or reload."""
+        log.warning("api.events_gap", after=self.cursor)
+        self.flush()  # what came before the gap goes out before it
+        self.broadcast(frame("gap", after=self.cursor), self.subscribers())
 
     async def close(self) -> None:
         if self._reader is not None:
