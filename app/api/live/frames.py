@@ -38,13 +38,28 @@ def events_frame(events: list[JobEvent]) -> bytes:
     return frame("events", events=[change(e) for e in events])
 
 
+def wire(payload: bytes) -> bytes:
+    """A whole WebSocket text frame as a server sends it (final, unmasked, uncompressed)."""
+    size = len(payload)
+    if size < 126:
+        head = bytes((0x81, size))
+    elif size < 1 << 16:
+        head = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return head + payload
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Batch:
-    """Changes in order, sent as one ``events`` frame to subscribers that asked for batches."""
+    """Changes in order, sent as one ``events`` frame to subscribers that asked for batches;
+    ``wire`` is that frame ready for a socket's transport, built once for all of them."""
 
     events: list[JobEvent]
     frame: bytes
+    wire: bytes
 
     @classmethod
     def of(cls, events: list[JobEvent]) -> Batch:
-        return cls(events, events_frame(events))
+        frame = events_frame(events)
+        return cls(events, frame, wire(frame))

@@ -44,6 +44,8 @@ CUT_TIMEOUT_S = 1.0
 REPLAY_PAGE = 100
 MAX_FRAME_BYTES = 1 << 20
 MAX_JOBS = 10_000
+WRITE_BUFFER_MAX = 1 << 16
+"""Bytes a socket's transport may hold unsent before batches queue for its sender instead."""
 
 
 class Subscribe(BaseModel):
@@ -88,6 +90,27 @@ class Session:
         self.sent: Position = (0, 0, -1)
         """The newest change sent: live ones up to it were already sent by a replay."""
         self._closing: asyncio.Task[Any] | None = None
+        self._transport = request.transport
+        self._busy = False
+        """The sender is writing an item: a batch must queue up behind it."""
+        self.sub.write_now = self._write_now
+
+    def _write_now(self, batch: Batch) -> bool:
+        """The batch written at once if the sender is idle, the socket open and not backed up,
+        and a replay sent none of it; else (False) it queues for the sender, which waits for
+        the socket to drain and so lets the bound on the queue catch a slow client."""
+        transport = self._transport
+        if (
+            self._busy
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
+            or batch.events[0].position <= self.sent
+        ):
+            return False
+        transport.write(batch.wire)
+        self.sent = batch.events[-1].position
+        return True
 
     def _too_slow(self) -> None:
         if self._closing is None:
@@ -135,7 +158,9 @@ class Session:
 
     async def _send_all(self) -> None:
         while True:
+            self._busy = False
             item = await self.sub.take()
+            self._busy = True
             if isinstance(item, Replay):
                 await self._replay(item.after)
             elif isinstance(item, bytes):
