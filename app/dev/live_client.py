@@ -21,6 +21,11 @@ Receipt = tuple[tuple[str, ...], float]
 """The job ids one frame brought and when it arrived (``time.monotonic``)."""
 
 
+KEY_BYTES = 96
+"""A frame is known by its size and first bytes, which hold its first change's event id: no
+copy or hash of the whole frame per socket."""
+
+
 class FrameCache:
     """Job ids per distinct frame: decoded the first time any socket receives it."""
 
@@ -28,10 +33,11 @@ class FrameCache:
         self._ids: dict[bytes, tuple[str, ...]] = {}
         self.ops: dict[bytes, str] = {}
 
-    def ids(self, payload: bytes) -> tuple[str, ...]:
-        found = self._ids.get(payload)
+    def ids(self, key: bytes, buffer: bytearray, start: int, end: int) -> tuple[str, ...]:
+        """The ids of the frame at ``buffer[start:end]``, known by ``key``."""
+        found = self._ids.get(key)
         if found is None:
-            frame = orjson.loads(payload)
+            frame = orjson.loads(buffer[start:end])
             op = frame["op"]
             if op == "event":
                 found = (frame["job"]["id"],)
@@ -39,8 +45,8 @@ class FrameCache:
                 found = tuple(e["job"]["id"] for e in frame["events"])
             else:
                 found = ()
-                self.ops[payload] = op
-            self._ids[payload] = found
+                self.ops[key] = op
+            self._ids[key] = found
         return found
 
 
@@ -93,21 +99,22 @@ class LiveSocket(asyncio.Protocol):
                 size, start = int.from_bytes(buffer[start : start + 8], "big"), start + 8
             if len(buffer) < start + size:
                 break
-            payload = bytes(buffer[start : start + size])
             at = start + size
             if opcode == 0x1:
-                self._frame(payload, now)
+                key = size.to_bytes(4, "big") + buffer[start : start + min(size, KEY_BYTES)]
+                self._frame(key, start, at, now)
             elif opcode == 0x9:  # ping: the server's heartbeat
-                self._write(client_frame(payload, 0xA))
+                self._write(client_frame(bytes(buffer[start:at]), 0xA))
             elif opcode == 0x8:
-                self.closed_with = int.from_bytes(payload[:2], "big") if payload else 1005
+                code = buffer[start : start + 2]
+                self.closed_with = int.from_bytes(code, "big") if code else 1005
         del buffer[:at]
 
-    def _frame(self, payload: bytes, now: float) -> None:
-        ids = self.cache.ids(payload)
+    def _frame(self, key: bytes, start: int, end: int, now: float) -> None:
+        ids = self.cache.ids(key, self.buffer, start, end)
         if ids:
             self.receipts.append((ids, now))
-        elif self.cache.ops.get(payload) == "subscribed" and not self.subscribed.done():
+        elif self.cache.ops.get(key) == "subscribed" and not self.subscribed.done():
             self.subscribed.set_result(None)
 
     def _write(self, data: bytes) -> None:

@@ -138,7 +138,10 @@ class Hub:
 
     async def wait_ready(self) -> None:
         """Returns once the reader knows where it stands; a Redis ``ConnectionError`` (a 503, an
-        error frame) if it cannot get there within ``READY_TIMEOUT_S``."""
+        error frame) if it cannot get there within ``READY_TIMEOUT_S``. Once ready it returns
+        without yielding, so a subscribe queues its replay before any change can reach it."""
+        if self.ready.is_set():
+            return
         try:
             await asyncio.wait_for(self.ready.wait(), READY_TIMEOUT_S)
         except TimeoutError:
