@@ -4,6 +4,8 @@
 script, so "the next EVALSHA of finish.lua") reaches Redis and runs there, but its reply is thrown
 away and the client's connection is cut, as when a network drops between the two. redis-py sends
 one command per connection at a time, so the next bytes from the server are that reply.
+``cut()`` makes Redis unreachable through it (connections closed, new ones refused) until
+``restore()``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class LossyProxy:
         self._pumps: set[asyncio.Task[None]] = set()
         self.dropped = 0
         """Replies thrown away so far."""
+        self.refusing = False
 
     @property
     def port(self) -> int:
@@ -43,6 +46,15 @@ class LossyProxy:
     def drop_reply_to(self, marker: bytes) -> None:
         self._marker = marker
 
+    def cut(self) -> None:
+        """Every open connection is closed and new ones are refused until ``restore``."""
+        self.refusing = True
+        for pump in list(self._pumps):
+            pump.cancel()
+
+    def restore(self) -> None:
+        self.refusing = False
+
     async def start(self) -> LossyProxy:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return self
@@ -55,6 +67,9 @@ class LossyProxy:
         await asyncio.gather(*self._pumps, return_exceptions=True)
 
     async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            client_w.close()
+            return
         server_r, server_w = await asyncio.open_connection(*self._upstream)
         cut = asyncio.Event()  # set when the request to lose the reply of has gone up
         up = asyncio.create_task(self._up(client_r, server_w, cut))

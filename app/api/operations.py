@@ -175,12 +175,14 @@ ROUTES: tuple[Operation, ...] = (
         "live",
         (Reply(101, "Switching protocols: JSON text frames follow.", None),),
         (401, 403, 503),
-        description='Send `{"op": "subscribe", "jobs": [ids] | "all", "after"?}`; the '
-        "server answers `subscribed` (after replaying what came after `after`, preceded by "
-        "`gap` if the stream no longer holds all of it), then sends `event`, `stats` (once a "
-        "second) and `error` frames. Browsers pass `?ticket=` from `POST /v1/ws/ticket` "
-        "(single use, 60 s); a page's `Origin` must be in ALLOWED_ORIGINS (403). A client "
-        "that falls LIVE_QUEUE_MAX frames behind is closed with code 4008.",
+        description='Send `{"op": "subscribe", "jobs": [ids] | "all", "after"?, "batch"?}`; '
+        "the server answers `subscribed` (after replaying what came after `after`, preceded "
+        "by `gap` if the stream no longer holds all of it), then sends `event` frames (with "
+        '`"batch": true`: `events` frames, `{"events": [{"event_id", "job"}, ...]}`, several '
+        "changes each, in order), `gap` if it lost changes, `stats` (once a second) and "
+        "`error` frames. Browsers pass `?ticket=` from `POST /v1/ws/ticket` (single use, "
+        "60 s); a page's `Origin` must be in ALLOWED_ORIGINS (403). A client that falls "
+        "LIVE_QUEUE_MAX changes behind is closed with code 4008.",
     ),
     Operation(
         "get",

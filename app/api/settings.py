@@ -53,7 +53,11 @@ class ApiSettings(CoreSettings):
     """``https://a.example,https://b.example``: pages that may open ``/v1/ws``. Empty: only the
     API's own origin. Clients that send no ``Origin`` (not browsers) are not checked."""
     live_queue_max: int = Field(default=10_000, ge=1)
-    """Frames one WebSocket may have waiting: a client further behind is cut off (close 4008)."""
+    """Changes one WebSocket may have waiting: a client further behind is cut off (close 4008)."""
+    live_batch_s: float = Field(default=0.05, ge=0, le=1)
+    """While batched WebSocket subscribers listen, the events reader pauses this long after
+    handing out a read, so a busy stream makes one ``events`` frame per pause: fewer, larger
+    sends for up to this much more latency."""
     long_poll_max_s: float = Field(default=30.0, ge=0, le=30)
     """The longest ``GET /v1/events`` waits, whatever its ``timeout_s`` asks."""
     ws_heartbeat_s: float = Field(default=20.0, gt=0)

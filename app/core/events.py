@@ -98,10 +98,28 @@ async def oldest_entry(redis: Redis, keys: Keys) -> Position | None:
     return int(ms), int(seq), -1
 
 
-async def newest_entry(redis: Redis, keys: Keys) -> str:
-    """The id of the newest entry, ``0-0`` for an empty stream: where "from now on" starts."""
+async def newest_entry(redis: Redis, keys: Keys) -> tuple[str, int | None]:
+    """The id of the newest entry (``0-0`` for an empty stream: where "from now on" starts) and
+    its ``running_count``."""
     entries: Any = await redis.xrevrange(keys.events, count=1)
-    return str(entries[0][0]) if entries else "0-0"
+    if not entries:
+        return "0-0", 0
+    entry_id, fields = entries[0]
+    return str(entry_id), running_count(fields)
+
+
+def running_count(fields: dict[str, str]) -> int | None:
+    """Changes appended to the stream up to this entry's (``c``), None for an entry without."""
+    count = fields.get("c")
+    return None if count is None else int(count)
+
+
+def follows(fields: dict[str, str], count: int | None) -> bool:
+    """Whether an entry comes right after the one whose running count was ``count``: False
+    when the capped stream dropped entries in between (or the stream started anew), which a
+    reader that fell behind, or lost Redis for a while, must report as a gap."""
+    mine = running_count(fields)
+    return count is None or mine is None or mine - int(fields["n"]) == count
 
 
 def lost_after(after: Position, oldest: Position | None) -> bool:

@@ -14,7 +14,7 @@ from app.api.live import poll, ws
 from app.api.live.hub import Hub
 from app.api.live.state import HUB, SOCKETS
 from app.api.live.stats import send_stats
-from app.api.state import QUEUE
+from app.api.state import QUEUE, SETTINGS
 
 BLOCK_MS_MAX = 5000
 
@@ -37,7 +37,8 @@ def setup(app: web.Application) -> None:
 
 async def _run_hub(app: web.Application) -> AsyncIterator[None]:
     queue = app[QUEUE]
-    hub = Hub(queue.redis, queue.keys, block_ms(queue.settings.redis_socket_timeout_s))
+    timeout_s, batch_s = queue.settings.redis_socket_timeout_s, app[SETTINGS].live_batch_s
+    hub = Hub(queue.redis, queue.keys, block_ms(timeout_s), batch_s)
     app[HUB] = hub
     stats = asyncio.get_running_loop().create_task(send_stats(queue, hub, app[SOCKETS].values))
     yield

@@ -15,7 +15,8 @@ from aiohttp import web
 from app.api.auth import principal_of
 from app.api.bodies import validated
 from app.api.contract import EventsQuery
-from app.api.live.hub import Delivery, Subscriber, job_of
+from app.api.live.frames import change
+from app.api.live.hub import Delivery, Subscriber
 from app.api.live.state import HUB
 from app.api.state import QUEUE, SETTINGS
 from app.core.events import (
@@ -39,7 +40,7 @@ PAGES_MAX = 10
 
 def _page(events: list[JobEvent], last: Position, gap: bool) -> web.Response:
     body = {
-        "events": [{"event_id": e.event_id, "job": job_of(e)} for e in events],
+        "events": [change(e) for e in events],
         "last_event_id": format_position(last),
         "gap": gap,
     }
@@ -83,16 +84,16 @@ async def _wait(sub: Subscriber, after: Position, timeout_s: float) -> list[JobE
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout_s):
             while not found:
-                found += _newer(await sub.queue.get(), after)
+                found += _newer(await sub.take(), after)
     while not sub.queue.empty():
-        found += _newer(sub.queue.get_nowait(), after)
+        found += _newer(sub.take_nowait(), after)
     return found
 
 
-def _newer(item: Delivery | str, after: Position) -> list[JobEvent]:
-    """The change an item brings, if new; a ``gap`` broadcast (a str) is in the page's own
+def _newer(item: Delivery | bytes, after: Position) -> list[JobEvent]:
+    """The change an item brings, if new; a ``gap`` broadcast (bytes) is in the page's own
     ``gap`` check already."""
-    if isinstance(item, str):
+    if isinstance(item, bytes):
         return []
     event, _frame = item
     return [event] if event.position > after else []

@@ -21,8 +21,8 @@ log = structlog.get_logger("tide.api")
 INTERVAL_S = 1.0
 
 
-async def stats_frame(queue: Queue) -> str:
-    return orjson.dumps({"op": "stats", **await stats_figures(queue)}).decode()
+async def stats_frame(queue: Queue) -> bytes:
+    return orjson.dumps({"op": "stats", **await stats_figures(queue)})
 
 
 async def stats_figures(queue: Queue) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 One sender task per socket writes everything the socket receives, in order: replays, events,
 stats, errors. The hub feeds it through the socket's bounded queue; a socket that falls behind
-is closed with ``TOO_SLOW`` and can resume with ``after``.
+is closed with ``TOO_SLOW`` and can resume with ``after``. A subscribe with ``"batch": true``
+gets ``events`` frames (several changes each, replays too) instead of one ``event`` per change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import RedisError
 
 from app.api.auth import AUTHENTICATOR, Principal, principal_of
-from app.api.live.hub import Subscriber, event_frame
+from app.api.live.frames import Batch, event_frame, events_frame, frame
+from app.api.live.hub import Subscriber
 from app.api.live.state import HUB, SOCKETS
 from app.api.responses import ApiError
 from app.api.state import QUEUE, SETTINGS
@@ -37,21 +39,26 @@ from app.process.http import json_response
 log = structlog.get_logger("tide.api")
 
 TOO_SLOW = 4008
-"""Close code of a socket whose client fell more than ``LIVE_QUEUE_MAX`` frames behind."""
+"""Close code of a socket whose client fell more than ``LIVE_QUEUE_MAX`` changes behind."""
 CUT_TIMEOUT_S = 1.0
 REPLAY_PAGE = 100
 MAX_FRAME_BYTES = 1 << 20
 MAX_JOBS = 10_000
+WRITE_BUFFER_MAX = 1 << 16
+"""Bytes a socket's transport may hold unsent before batches queue for its sender instead."""
 
 
 class Subscribe(BaseModel):
-    """``{"op": "subscribe", "jobs": [ids] | "all", "after"?}``."""
+    """``{"op": "subscribe", "jobs": [ids] | "all", "after"?, "batch"?}``. ``batch``: changes
+    come as ``{"op": "events", "events": [{"event_id", "job"}, ...]}``, in order, several a
+    frame, which a client following a busy deployment can keep up with."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     op: Literal["subscribe"]
     jobs: list[str] | Literal["all"] = Field(max_length=MAX_JOBS)
     after: str | None = Field(default=None, pattern=EVENT_ID_PATTERN)
+    batch: bool = False
 
 
 class Replay:
@@ -66,10 +73,6 @@ async def close_within(ws: web.WebSocketResponse, code: int, message: bytes) -> 
     ``CUT_TIMEOUT_S`` the transport is closed anyway."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(ws.close(code=code, message=message, drain=False), CUT_TIMEOUT_S)
-
-
-def frame(op: str, **fields: Any) -> str:
-    return orjson.dumps({"op": op, **fields}).decode()
 
 
 class Session:
@@ -87,6 +90,27 @@ class Session:
         self.sent: Position = (0, 0, -1)
         """The newest change sent: live ones up to it were already sent by a replay."""
         self._closing: asyncio.Task[Any] | None = None
+        self._transport = request.transport
+        self._busy = False
+        """The sender is writing an item: a batch must queue up behind it."""
+        self.sub.write_now = self._write_now
+
+    def _write_now(self, batch: Batch) -> bool:
+        """The batch written at once if the sender is idle, the socket open and not backed up,
+        and a replay sent none of it; else (False) it queues for the sender, which waits for
+        the socket to drain and so lets the bound on the queue catch a slow client."""
+        transport = self._transport
+        if (
+            self._busy
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > WRITE_BUFFER_MAX
+            or batch.events[0].position <= self.sent
+        ):
+            return False
+        transport.write(batch.wire)
+        self.sent = batch.events[-1].position
+        return True
 
     def _too_slow(self) -> None:
         if self._closing is None:
@@ -96,7 +120,7 @@ class Session:
     async def _cut(self) -> None:
         await close_within(self.ws, TOO_SLOW, b"too slow: resume with after")
 
-    def send(self, item: str | Replay) -> None:
+    def send(self, item: bytes | Replay) -> None:
         self.sub.offer(item)
 
     def error(self, code: str, message: str) -> None:
@@ -111,7 +135,8 @@ class Session:
         except ValidationError as exc:
             self.error("invalid_frame", _first_error(exc))
             return
-        self.hub.subscribe(self.sub, None if request.jobs == "all" else request.jobs)
+        jobs = None if request.jobs == "all" else request.jobs
+        self.hub.subscribe(self.sub, jobs, request.batch)
         try:
             await self.hub.wait_ready()
         except RedisError as exc:
@@ -133,29 +158,51 @@ class Session:
 
     async def _send_all(self) -> None:
         while True:
-            item = await self.sub.queue.get()
+            self._busy = False
+            item = await self.sub.take()
+            self._busy = True
             if isinstance(item, Replay):
                 await self._replay(item.after)
-            elif isinstance(item, str):
-                await self.ws.send_str(item)
+            elif isinstance(item, bytes):
+                await self._send(item)
+            elif isinstance(item, Batch):
+                await self._send_batch(item)
             else:
-                event, text = item
+                event, data = item
                 if event.position > self.sent:
                     self.sent = event.position
-                    await self.ws.send_str(text)
+                    await self._send(data)
+
+    async def _send_batch(self, batch: Batch) -> None:
+        """The batch as encoded for its audience, unless a replay already sent part of it."""
+        if batch.events[-1].position <= self.sent:
+            return
+        if batch.events[0].position > self.sent:
+            data = batch.frame
+        else:
+            data = events_frame([e for e in batch.events if e.position > self.sent])
+        self.sent = batch.events[-1].position
+        await self._send(data)
+
+    async def _send(self, data: bytes) -> None:
+        await self.ws.send_frame(data, WSMsgType.TEXT)
 
     async def _replay(self, after: Position) -> None:
         """What the stream holds after ``after``; first a ``gap`` frame if it lost some."""
         oldest = await oldest_entry(self.queue.redis, self.queue.keys)
         if lost_after(after, oldest):
-            await self.ws.send_str(frame("gap", after=format_position(after)))
+            await self._send(frame("gap", after=format_position(after)))
         more = True
         while more:
             events, more = await read_after(self.queue.redis, self.queue.keys, after, REPLAY_PAGE)
-            for event in events:
-                after = event.position
-                if self.sub.may_see(event):
-                    await self.ws.send_str(event_frame(event))
+            if events:
+                after = events[-1].position
+            visible = [e for e in events if self.sub.may_see(e)]
+            if self.sub.batch and visible:
+                await self._send(events_frame(visible))
+            else:
+                for event in visible:
+                    await self._send(event_frame(event))
         self.sent = max(self.sent, after)
 
     async def close(self) -> None:
@@ -197,7 +244,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     _check_origin(request)
     who = await _principal(request)
     ws = web.WebSocketResponse(
-        heartbeat=request.app[SETTINGS].ws_heartbeat_s, max_msg_size=MAX_FRAME_BYTES
+        heartbeat=request.app[SETTINGS].ws_heartbeat_s,
+        max_msg_size=MAX_FRAME_BYTES,
+        compress=False,  # deflate runs per socket: it would undo encoding a frame once for all
     )
     await ws.prepare(request)
     session = Session(request, ws, who)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp import WSMsgType
 from redis.asyncio import Redis
@@ -22,7 +23,10 @@ from app.api.settings import ApiSettings
 from app.core.leases import LeaseClient, Outcome, Result
 from app.core.models import JobSpec
 from app.core.queue import Queue
+from app.core.redis_client import connect
+from app.dev.redis_server import RedisServer
 from tests.helpers import ACME, ADMIN, BOLT, ApiClient, MakeApiClient, assert_error, key
+from tests.proxy import lossy_proxy
 
 pytestmark = pytest.mark.redis
 
@@ -75,16 +79,33 @@ def has(op: str) -> Callable[[list[Frame]], bool]:
     return lambda frames: any(f["op"] == op for f in frames)
 
 
+def has_changes(frames: list[Frame]) -> bool:
+    return bool(carried(frames))
+
+
+def carried(frames: list[Frame]) -> list[Frame]:
+    """The changes ``event`` frames (one each) and ``events`` frames (several) carry, in order."""
+    return [c for f in frames for c in {"event": [f], "events": f.get("events")}.get(f["op"], [])]
+
+
 def changes(frames: list[Frame]) -> list[tuple[str, str]]:
-    return [(f["job"]["id"], f["job"]["status"]) for f in frames if f["op"] == "event"]
+    return [(c["job"]["id"], c["job"]["status"]) for c in carried(frames)]
 
 
-async def subscribe(ws: WS, jobs: list[str] | str = "all", after: str | None = None) -> list[Frame]:
+def event_ids(frames: list[Frame]) -> list[str]:
+    return [c["event_id"] for c in carried(frames)]
+
+
+async def subscribe(
+    ws: WS, jobs: list[str] | str = "all", after: str | None = None, batch: bool = False
+) -> list[Frame]:
     """Subscribes and waits for the ack, after which every change reaches the socket; the
     frames up to the ack (what ``after`` replayed)."""
     frame: Frame = {"op": "subscribe", "jobs": jobs}
     if after is not None:
         frame["after"] = after
+    if batch:
+        frame["batch"] = True
     await ws.send_json(frame)
     return await frames_until(ws, has("subscribed"))
 
@@ -181,13 +202,16 @@ async def test_a_tenant_never_receives_another_tenants_changes_and_an_admin_sees
     assert changes(acme) == [(marker, "pending")]
 
 
-async def test_a_socket_following_some_jobs_receives_only_theirs(api: ApiClient) -> None:
+@pytest.mark.parametrize("batch", [False, True])
+async def test_a_socket_following_some_jobs_receives_only_theirs(
+    api: ApiClient, batch: bool
+) -> None:
     followed = await submit(api)
     ws = await api.ws_connect("/v1/ws", headers=key(ACME))
-    await subscribe(ws, [followed])
+    await subscribe(ws, [followed], batch=batch)
     await submit(api)
     await api.post(f"/v1/jobs/{followed}/cancel", headers=key(ACME))
-    frames = await frames_until(ws, has("event"))
+    frames = await frames_until(ws, has_changes)
     assert changes(frames) == [(followed, "cancelled")]
 
 
@@ -225,6 +249,36 @@ async def test_resuming_in_the_middle_of_a_batch_gets_the_rest_of_it(
     ws = await api.ws_connect("/v1/ws", headers=key(ACME))
     replay = await subscribe(ws, after=frames[1]["event_id"])
     assert changes(replay) == [(j.id, "pending") for j in jobs[2:]]
+
+
+async def test_batched_sockets_get_every_change_once_in_order_and_others_a_frame_each(
+    api: ApiClient, queue: Queue
+) -> None:
+    plain = await api.ws_connect("/v1/ws", headers=key(ACME))
+    await subscribe(plain)
+    ws = await api.ws_connect("/v1/ws", headers=key(ACME))
+    await subscribe(ws, batch=True)
+    jobs = await queue.submit_many([JobSpec(type="t", tenant="acme") for _ in range(5)])
+    single = await submit(api)
+    want = [(j.id, "pending") for j in jobs] + [(single, "pending")]
+    batched = await frames_until(ws, lambda f: len(changes(f)) == 6)
+    assert changes(batched) == want
+    assert {f["op"] for f in batched} == {"events"}
+    assert len(batched) < 6  # the five of one entry came in one frame
+    per_change = await frames_until(plain, lambda f: len(changes(f)) == 6)
+    assert (changes(per_change), len(per_change)) == (want, 6)
+    assert event_ids(per_change) == event_ids(batched)
+    await ws.close()
+
+    missed = await submit(api)  # while disconnected
+    assert await run_one(queue) == jobs[0].id
+    ws = await api.ws_connect("/v1/ws", headers=key(ACME))
+    replay = await subscribe(ws, after=event_ids(batched)[2], batch=True)  # mid-entry
+    assert {f["op"] for f in replay} == {"events", "subscribed"}
+    assert changes(replay) == [*want[3:], (missed, "pending"), (jobs[0].id, "running"),
+                               (jobs[0].id, "succeeded")]  # fmt: skip
+    last = await submit(api)
+    assert changes(await frames_until(ws, has_changes)) == [(last, "pending")]  # once
 
 
 async def test_resuming_after_changes_the_stream_no_longer_holds_says_gap_first(
@@ -282,7 +336,8 @@ async def test_a_socket_receives_the_deployments_figures_every_second(
 
 
 BURST = 40
-"""Changes per submission: one events entry, under the sockets' queue bound of 50."""
+"""Changes per submission: one events entry (and one batch), under the sockets' queue bound of
+50 changes."""
 
 
 class RawSocket:
@@ -294,7 +349,7 @@ class RawSocket:
         self.writer = writer
 
     @classmethod
-    async def open(cls, api: ApiClient, secret: str) -> RawSocket:
+    async def open(cls, api: ApiClient, secret: str, batch: bool = False) -> RawSocket:
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.setblocking(False)
@@ -307,7 +362,7 @@ class RawSocket:
             f"Sec-WebSocket-Version: 13\r\nX-API-Key: {secret}\r\n\r\n".encode()
         )
         assert b" 101 " in await reader.readuntil(b"\r\n\r\n")
-        text = b'{"op":"subscribe","jobs":"all"}'
+        text = orjson.dumps({"op": "subscribe", "jobs": "all", "batch": batch})
         mask = b"\x01\x02\x03\x04"
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(text))
         writer.write(bytes([0x81, 0x80 | len(text)]) + mask + masked)
@@ -331,14 +386,16 @@ class RawSocket:
                 code = int.from_bytes(body[:2])
 
 
+@pytest.mark.parametrize("batch", [False, True])
 async def test_a_client_too_slow_to_keep_up_is_cut_off_while_others_keep_receiving(
-    queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient
+    queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient, batch: bool
 ) -> None:
-    settings = keyed_settings.model_copy(update={"live_queue_max": 50})
+    # no pause between reads: the slow client's backlog grows as fast in batches as in frames
+    settings = keyed_settings.model_copy(update={"live_queue_max": 50, "live_batch_s": 0})
     api = await make_client(create_app(settings, queue))
     fast = await api.ws_connect("/v1/ws", headers=key(ACME))
-    await subscribe(fast)
-    slow = await RawSocket.open(api, ACME)
+    await subscribe(fast, batch=batch)
+    slow = await RawSocket.open(api, ACME, batch)
     await asyncio.sleep(0.2)  # its subscribe frame reaches the server
     sent: list[str] = []
     received: list[tuple[str, str]] = []
@@ -346,8 +403,8 @@ async def test_a_client_too_slow_to_keep_up_is_cut_off_while_others_keep_receivi
     try:
         with capture_logs() as logs:
             while not _cut(logs) and time.monotonic() < deadline:
-                batch = [JobSpec(type="t", tenant="acme") for _ in range(BURST)]
-                sent += [j.id for j in await queue.submit_many(batch)]
+                burst = [JobSpec(type="t", tenant="acme") for _ in range(BURST)]
+                sent += [j.id for j in await queue.submit_many(burst)]
                 received += changes(await frames_until(fast, lambda f: len(changes(f)) == BURST))
         assert [job for job, _ in received] == sent  # the fast one got every change, in order
         assert await slow.close_code() == TOO_SLOW
@@ -428,6 +485,34 @@ async def test_a_subscribe_while_redis_is_unreachable_gets_an_error_frame_not_a_
     (error,) = await frames_until(ws, has("error"), timeout_s=15)
     assert error["code"] == "redis_unavailable"
     assert not ws.closed
+
+
+async def test_a_reader_that_lost_redis_while_the_stream_dropped_changes_says_gap(
+    real_redis: Redis,
+    redis_server: RedisServer,
+    keyed_settings: ApiSettings,
+    make_client: MakeApiClient,
+) -> None:
+    settings = keyed_settings.model_copy(update={"events_max_changes": 10})
+    queue = Queue(real_redis, settings)
+    async with lossy_proxy("127.0.0.1", redis_server.port) as proxy:
+        proxied = connect(proxy.url)
+        api = await make_client(create_app(settings, Queue(proxied, settings)))
+        sockets = [await api.ws_connect("/v1/ws", headers=key(ACME)) for _ in range(2)]
+        for ws, batch in zip(sockets, (False, True), strict=True):
+            await subscribe(ws, batch=batch)
+        await submit(api)
+        seen = [event_ids(await frames_until(ws, has_changes)) for ws in sockets]
+        proxy.cut()  # the reader's read fails, and its retries, until restored
+        for _ in range(30):  # one entry each: the capped stream drops the oldest
+            await queue.submit_many([JobSpec(type="t", tenant="acme")])
+        proxy.restore()
+        for ws, (event_id,) in zip(sockets, seen, strict=True):
+            frames = await frames_until(ws, has_changes, timeout_s=15)
+            assert frames[0] == {"op": "gap", "after": event_id.split(":")[0]}
+            assert 0 < len(changes(frames[1:])) < 30  # then what the stream still holds
+        await api.close()
+        await proxied.aclose()
 
 
 async def test_shutting_the_api_down_closes_its_sockets_as_going_away(api: ApiClient) -> None:
