@@ -54,7 +54,7 @@ class ApiSettings(CoreSettings):
     API's own origin. Clients that send no ``Origin`` (not browsers) are not checked."""
     live_queue_max: int = Field(default=10_000, ge=1)
     """Changes one WebSocket may have waiting: a client further behind is cut off (close 4008)."""
-    live_batch_s: float = Field(default=0.05, ge=0, le=1)
+    live_batch_s: float = Field(default=0.025, ge=0, le=1)
     """While batched WebSocket subscribers listen, the events reader pauses this long after
     handing out a read, so a busy stream makes one ``events`` frame per pause: fewer, larger
     sends for up to this much more latency."""
