@@ -117,3 +117,21 @@ async def test_a_stream_without_its_counter_goes_on_counting_from_its_newest_ent
         await queue.submit(JobSpec(type="n"))
     kept = await entries(any_redis, queue)
     assert [e["c"] for e in kept] == [str(c) for c in range(4, 14)]
+
+
+async def test_a_deleted_stream_is_capped_again_whether_its_counter_survived_or_not(
+    any_redis: Redis, fast: CoreSettings
+) -> None:
+    """Marks left behind point at entries that are gone: cutting there is harmless, and the new
+    entries are still kept to the cap."""
+    queue = Queue(any_redis, fast.model_copy(update={"events_max_changes": 10}))
+    for _ in range(20):
+        await queue.submit(JobSpec(type="n"))
+    await any_redis.delete(queue.keys.events)
+    for _ in range(15):
+        await queue.submit(JobSpec(type="n"))
+    assert [e["c"] for e in await entries(any_redis, queue)] == [str(c) for c in range(26, 36)]
+    await any_redis.delete(queue.keys.events, queue.keys.events_count)
+    for _ in range(12):
+        await queue.submit(JobSpec(type="n"))
+    assert [e["c"] for e in await entries(any_redis, queue)] == [str(c) for c in range(3, 13)]
