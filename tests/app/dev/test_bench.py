@@ -99,3 +99,26 @@ def test_the_progress_clock_starts_when_the_first_job_finishes() -> None:
     assert progress.bar.format_dict["elapsed"] < 0.25
     progress.close()
     assert "60/100" in out.getvalue()
+
+
+@pytest.mark.redis
+@pytest.mark.usefixtures("redis_server")  # its skip (or CI failure) without redis-server
+@pytest.mark.parametrize("batch", [True, False], ids=["batched", "per-event"])
+def test_bench_live_delivers_every_change_to_every_socket(batch: bool) -> None:
+    """The live bench (its own redis-server and API): a small load, every delivery accounted."""
+    args = ["--subscribers", "20", "--rate", "100", "--seconds", "1"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "app.dev.bench_live", *args, *(["--batch"] if batch else [])],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["subscribers"], report["batch"]) == (20, batch)
+    assert report["submitted"] == 100
+    assert report["deliveries"] == report["expected"] == 20 * 100
+    assert 0 < report["p50_ms"] <= report["p99_ms"] <= report["max_ms"]
+    assert report["api_rss_mb_idle"] > 0
