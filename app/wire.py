@@ -215,6 +215,11 @@ class QueueFigures(Answer):
     finished_per_min: float = Field(ge=0)
 
 
+class RpmUsage(Answer):
+    used: int = Field(ge=0, description="Starts over the limiter's last period.")
+    limit: int = Field(ge=0)
+
+
 class ScalerSummary(Answer):
     current: int | None = None
     desired: int | None = None
@@ -231,6 +236,7 @@ class Stats(Answer):
     finished_per_min: float = Field(ge=0)
     totals: dict[str, int] = Field(description="Terminal status -> jobs that ended so, ever.")
     workers: int = Field(ge=0, description="Live workers.")
+    rpm: RpmUsage | None = Field(description="The global limiter; null when GLOBAL_RPM_LIMIT=0.")
     queues: list[QueueFigures]
     scaler: ScalerSummary | None = Field(description="Null until a scaler has decided.")
 

@@ -117,6 +117,7 @@ async def test_the_dashboard_follows_jobs_live_then_by_polling_once_the_socket_i
         for counter in ("waiting", "running", "dead", "succeeded-per-min"):
             await expect(page.get_by_test_id(f"counter-{counter}")).to_have_text(number)
         await expect(page.get_by_test_id("counter-workers")).to_have_text("1")
+        await expect(page.get_by_test_id("counter-rpm")).to_have_text(re.compile(r"^\d+ / \d+$"))
         await expect(page.get_by_test_id("worker-row")).to_have_count(1)
         await expect(page.get_by_test_id("tenants-message")).to_contain_text("admin keys")
         await page.locator(f'[data-testid="job-row"][data-job-id="{first}"]').click()

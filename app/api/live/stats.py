@@ -12,6 +12,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from app.api.live.hub import Hub, Subscriber
+from app.core.keys import GLOBAL_LIMITER
 from app.core.metrics import read_metrics
 from app.core.queue import Queue
 from app.core.scaler_state import recent_decisions
@@ -32,6 +33,7 @@ async def stats_figures(queue: Queue) -> dict[str, Any]:
     metrics = await read_metrics(queue, top_tenants=0)
     decisions = await recent_decisions(queue.redis, queue.keys, count=1)
     last: dict[str, Any] | None = decisions[0] if decisions else None
+    rpm = metrics.limiters.get(GLOBAL_LIMITER)
     return {
         "waiting": sum(q.waiting for q in metrics.queues),
         "running": sum(q.running for q in metrics.queues),
@@ -40,6 +42,7 @@ async def stats_figures(queue: Queue) -> dict[str, Any]:
         "finished_per_min": sum(q.finished_per_min for q in metrics.queues),
         "totals": metrics.totals,
         "workers": metrics.workers,
+        "rpm": None if rpm is None else {"used": rpm.used, "limit": rpm.limit},
         "queues": [
             {
                 "queue": q.queue,

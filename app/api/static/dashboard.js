@@ -321,6 +321,7 @@ function drawCounters() {
   set("counter-scheduled", stats.scheduled);
   set("counter-dead", stats.dead);
   set("counter-workers", stats.workers);
+  set("counter-rpm", stats.rpm ? `${stats.rpm.used} / ${stats.rpm.limit}` : "off");
   set("counter-succeeded-per-min", perMinute("succeeded"));
   set("counter-failed-per-min", perMinute("failed"));
 }

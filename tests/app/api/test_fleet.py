@@ -108,6 +108,15 @@ async def test_the_stats_are_the_deployments_figures(api: ApiClient) -> None:
     stats = wire.Stats.model_validate(await get(api, "/v1/stats"))
     assert (stats.waiting, stats.running, stats.workers, stats.scaler) == (2, 0, 0, None)
     assert [q.queue for q in stats.queues] == ["default"]
+    assert stats.rpm == wire.RpmUsage(used=0, limit=60)  # GLOBAL_RPM_LIMIT's default
+
+
+async def test_the_stats_say_no_rate_limit_when_there_is_none(
+    queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient
+) -> None:
+    unlimited = keyed_settings.model_copy(update={"global_rpm_limit": 0})
+    api = await make_client(create_app(unlimited, Queue(queue.redis, unlimited)))
+    assert wire.Stats.model_validate(await get(api, "/v1/stats")).rpm is None
 
 
 async def test_a_tenant_sees_its_own_dead_letters_and_an_admin_everyones_newest_first(

@@ -330,6 +330,7 @@ async def test_a_socket_receives_the_deployments_figures_every_second(
             pass
     assert frame["waiting"] == 1
     assert {"running", "scheduled", "dead", "finished_per_min", "workers", "scaler"} <= set(frame)
+    assert frame["rpm"] == {"used": 0, "limit": 60}
 
 
 # -- a client too slow to keep up ---------------------------------------------------------------
