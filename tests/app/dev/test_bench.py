@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -28,19 +29,25 @@ FIGURES = (
 )
 
 
-@pytest.mark.redis
-def test_bench_reports_and_cleans_up(redis_server: RedisServer) -> None:
-    args = ["--jobs", "300", "--latency-jobs", "20", "--json", "--redis-url", redis_server.url]
+def report_of(module: str, *args: str) -> dict[str, Any]:
+    """Runs ``python -m module args`` to the end: it succeeds, and its whole stdout is one JSON
+    object, the report."""
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "bench", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         timeout=90,
         check=False,
     )
-
     assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)  # the whole of stdout is one JSON object
+    report: dict[str, Any] = json.loads(proc.stdout)
+    return report
+
+
+@pytest.mark.redis
+def test_bench_reports_and_cleans_up(redis_server: RedisServer) -> None:
+    args = ["--jobs", "300", "--latency-jobs", "20", "--json", "--redis-url", redis_server.url]
+    report = report_of("app", "bench", *args)
     assert (report["jobs"], report["workers"], report["concurrency"]) == (300, 1, 200)
     for name in FIGURES:
         assert isinstance(report[name], int | float), name
@@ -62,16 +69,7 @@ def test_bench_http_loads_an_api_process_with_single_submits_and_batches(
 ) -> None:
     args = ["--jobs", "50", "--latency-jobs", "5", "--single-jobs", "200", "--json", "--http"]
     args += ["--clients", "8", "--batch-size", "20", "--redis-url", redis_server.url]
-    proc = subprocess.run(
-        [sys.executable, "-m", "app", "bench", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-    assert proc.returncode == 0, proc.stderr
-    http = json.loads(proc.stdout)["http"]
+    http = report_of("app", "bench", *args)["http"]
     assert (http["clients"], http["single_jobs"], http["batch_size"]) == (8, 200, 20)
     assert http["batch_jobs"] >= 200
     for name in ("single_per_s", "batch_per_s", "single_p99_ms", "batch_p99_ms"):
@@ -106,16 +104,7 @@ def test_the_progress_clock_starts_when_the_first_job_finishes() -> None:
 def test_bench_live_delivers_every_change_to_every_socket() -> None:
     """The live bench (its own redis-server and API): a small load, every delivery accounted."""
     args = ["--subscribers", "20", "--rate", "100", "--seconds", "1", "--batch"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "app.dev.bench_live", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
-
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)
+    report = report_of("app.dev.bench_live", *args)
     assert (report["subscribers"], report["batch"]) == (20, True)
     assert report["submitted"] == 100
     assert report["deliveries"] == report["expected"] == 20 * 100
