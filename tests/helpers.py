@@ -19,14 +19,14 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
 from app.core.models import TERMINAL, Job, JobStatus
 from app.core.queue import Queue
 from app.dev.redis_server import free_port
 
 ApiClient = TestClient[web.Request, web.Application]
-MakeApiClient = Callable[[web.Application], Awaitable[ApiClient]]
+MakeApiClient = Callable[[web.Application | TestServer], Awaitable[ApiClient]]
 API_MAX_BODY = 4096
 """The body limit of the API tests' settings."""
 

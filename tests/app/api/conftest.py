@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -14,7 +14,7 @@ from app.api.settings import ApiSettings
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.dev.redis_server import free_port
-from tests.helpers import ACME, ADMIN, API_MAX_BODY, BOLT, ApiClient
+from tests.helpers import ACME, ADMIN, API_MAX_BODY, BOLT, ApiClient, MakeApiClient
 
 Client = ApiClient
 
@@ -39,12 +39,13 @@ def keyed_settings(api_settings: ApiSettings) -> ApiSettings:
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[[web.Application], Awaitable[Client]]]:
-    """Factory: a test client for an app; every client is closed after the test."""
+async def make_client() -> AsyncIterator[MakeApiClient]:
+    """Factory: a test client for an app (or for a test server made for it); every client is
+    closed after the test."""
     clients: list[Client] = []
 
-    async def make(app: web.Application) -> Client:
-        client: Client = TestClient(TestServer(app))
+    async def make(app: web.Application | TestServer) -> Client:
+        client: Client = TestClient(app if isinstance(app, TestServer) else TestServer(app))
         await client.start_server()
         clients.append(client)
         return client
@@ -58,7 +59,7 @@ async def make_client() -> AsyncIterator[Callable[[web.Application], Awaitable[C
 async def client(
     any_redis: Redis,
     api_settings: ApiSettings,
-    make_client: Callable[[web.Application], Awaitable[Client]],
+    make_client: MakeApiClient,
 ) -> Client:
     return await make_client(create_app(api_settings, Queue(any_redis, api_settings)))
 

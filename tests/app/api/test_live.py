@@ -14,6 +14,7 @@ import aiohttp
 import orjson
 import pytest
 from aiohttp import WSMsgType
+from aiohttp.test_utils import TestServer, get_port_socket
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -387,20 +388,30 @@ class RawSocket:
                 code = int.from_bytes(body[:2])
 
 
+def small_send_buffer(host: str, port: int, family: socket.AddressFamily) -> socket.socket:
+    """The test server's listening socket, whose accepted sockets inherit a send buffer the
+    kernel does not grow: a client that reads nothing backs the server up after a few kB, not
+    the megabytes of an autotuned loopback buffer (which a slow box took a minute to fill)."""
+    sock = get_port_socket(host, port, family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return sock
+
+
 @pytest.mark.parametrize("batch", [False, True])
 async def test_a_client_too_slow_to_keep_up_is_cut_off_while_others_keep_receiving(
     queue: Queue, keyed_settings: ApiSettings, make_client: MakeApiClient, batch: bool
 ) -> None:
     # no pause between reads: the slow client's backlog grows as fast in batches as in frames
     settings = keyed_settings.model_copy(update={"live_queue_max": 50, "live_batch_s": 0})
-    api = await make_client(create_app(settings, queue))
+    server = TestServer(create_app(settings, queue), socket_factory=small_send_buffer)
+    api = await make_client(server)
     fast = await api.ws_connect("/v1/ws", headers=key(ACME))
     await subscribe(fast, batch=batch)
     slow = await RawSocket.open(api, ACME, batch)
     await asyncio.sleep(0.2)  # its subscribe frame reaches the server
     sent: list[str] = []
     received: list[tuple[str, str]] = []
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 30
     try:
         with capture_logs() as logs:
             while not _cut(logs) and time.monotonic() < deadline:
