@@ -52,14 +52,23 @@ class HttpMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Counter, HttpHistogram]] = {}
+        """Each label set's children: ``labels()`` takes a lock and builds a key per call."""
 
     def observe(self, request: web.Request, status: int, seconds: float) -> None:
         # labels stay bounded: the route's pattern, not the path; unknown methods as one
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         method = request.method if request.method in METHODS else "other"
-        self.requests.labels(method, route, str(status)).inc()
-        self.duration.labels(method, route).observe(seconds)
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.duration.labels(method, route),
+            )
+            self._series[method, route, status] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 HTTP_METRICS = web.AppKey("http_metrics", HttpMetrics)
