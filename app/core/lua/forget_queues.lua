@@ -3,15 +3,16 @@
 -- A queue is forgotten when nothing of it waits, runs or is scheduled, no live worker serves it
 -- (the registry's 'queues'), and nothing was enqueued to it or delivered from it for the idle
 -- time. Its name and scheduled count go, and its empty stream is deleted with the consumer
--- group (a worker that reads it again recreates the group on NOGROUP). Its dead-letter stream
--- stays: that is data.
+-- group (a worker that reads it again recreates the group on NOGROUP). A queue with dead letters
+-- is kept: the dead-letter list and the queue figures find them through the queue's name.
 -- ARGV[FIRST] cursor over the queue-name set ('0' to start), +1 names to look at, +2 idle (ms)
 -- Returns {next cursor ('0': every name looked at), forgotten names}
 --!include head
 
 -- ms when the queue was last used (an enqueue or a worker's read), or false while it has work
 local function last_used(queue, now)
-  if tonumber(redis.call('HGET', SCHEDULED, queue) or '0') > 0 then
+  if tonumber(redis.call('HGET', SCHEDULED, queue) or '0') > 0
+      or redis.call('EXISTS', DEAD .. queue) == 1 then
     return false
   end
   local stream = QUEUE .. queue

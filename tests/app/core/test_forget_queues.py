@@ -1,6 +1,6 @@
 """forget_queues.lua through ``Queue.forget_idle_queues``: queue names that are empty and idle
-are forgotten (name, scheduled count, empty stream and group), while anything with work, recent
-use or a serving worker stays, and dead letters are kept."""
+are forgotten (name, scheduled count, empty stream and group), while anything with work, dead
+letters, recent use or a serving worker stays."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app.core.dead_letters import newest_dead_letters
 from app.core.leases import LeaseClient, Outcome, Result
 from app.core.models import JobSpec
 from app.core.queue import FORGET_SCAN, Queue
@@ -29,15 +30,15 @@ async def run_one(worker: LeaseClient, queue: str, outcome: Outcome = Outcome.OK
     await worker.finish([Result(lease, outcome, FAILED if outcome is Outcome.ERROR else "1")])
 
 
-async def test_an_empty_idle_queue_is_forgotten_and_its_dead_letters_kept(
+async def test_an_empty_idle_queue_is_forgotten(
     any_redis: Redis, queue: Queue, make_leases: MakeLeases
 ) -> None:
-    await queue.submit_many([JobSpec(type="n", queue="once", max_attempts=1) for _ in range(2)])
+    await queue.submit_many([JobSpec(type="n", queue="once") for _ in range(2)])
     await queue.submit(JobSpec(type="n", queue="once", delay_s=0.01))
     await queue.cancel((await queue.submit(JobSpec(type="n", queue="once", delay_s=60))).id)
     worker = make_leases("w1")
     await run_one(worker, "once")
-    await run_one(worker, "once", Outcome.ERROR)  # dead-lettered
+    await run_one(worker, "once")
     await asyncio.sleep(0.02)
     await worker.move_due()
     await run_one(worker, "once")
@@ -49,12 +50,23 @@ async def test_an_empty_idle_queue_is_forgotten_and_its_dead_letters_kept(
     assert await queue.stats() == []
     assert await any_redis.exists(queue.keys.queue("once")) == 0
     assert await any_redis.hexists(queue.keys.scheduled_counts, "once") == 0
-    assert len(await queue.dead_letters("once")) == 1
     assert await queue.forget_idle_queues(IDLE_S) == []
 
     # a new submission brings the name back
     await queue.submit(JobSpec(type="n", queue="once"))
     assert await queue.queue_names() == ["once"]
+
+
+async def test_a_queue_with_dead_letters_is_kept_and_its_letters_listed(
+    queue: Queue, make_leases: MakeLeases
+) -> None:
+    failed = await queue.submit(JobSpec(type="n", queue="poisoned", max_attempts=1))
+    await run_one(make_leases("w1"), "poisoned", Outcome.ERROR)
+    await asyncio.sleep(PAST_IDLE_S)
+    assert await queue.forget_idle_queues(IDLE_S) == []
+    assert await queue.queue_names() == ["poisoned"]
+    (letter,) = await newest_dead_letters(queue, "public", 10)
+    assert (letter.queue, letter.job_id) == ("poisoned", failed.id)
 
 
 async def test_a_queue_with_waiting_running_or_scheduled_work_is_kept(
