@@ -15,6 +15,7 @@ Handlers raise; nothing else turns an exception into a response. The mapping:
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from http import HTTPStatus
@@ -30,6 +31,7 @@ from app.api.limits import limit_headers
 from app.api.metrics import HTTP_METRICS
 from app.api.responses import ApiError, error_response
 from app.core.errors import InvalidRequest, JobConflict, JobNotFound, OverLimit, TideError
+from app.process.logging import emits
 
 log = structlog.get_logger("tide.api")
 
@@ -161,6 +163,9 @@ async def log_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         seconds = time.perf_counter() - started
         if (http := request.app.get(HTTP_METRICS)) is not None:
             http.observe(request, status, seconds)
-        ms = round(seconds * 1000, 2)
-        emit = log.debug if request.path in _QUIET_PATHS else log.info
-        emit("api.request", method=request.method, path=request.path, status=status, ms=ms)
+        level = logging.DEBUG if request.path in _QUIET_PATHS else logging.INFO
+        if emits(level):
+            ms = round(seconds * 1000, 2)
+            log.log(
+                level, "api.request", method=request.method, path=request.path, status=status, ms=ms
+            )

@@ -55,6 +55,15 @@ def _stderr_logger(*_: Any) -> _StderrLogger:
     return _StderrLogger()
 
 
+def emits(level: int) -> bool:
+    """Whether structlog, as configured now, writes a line at ``level``. A module's logger is a
+    proxy that builds a bound logger at every call, even for a line it then drops: this reads
+    the configured class instead, for a hot path whose line is usually filtered out (the API's
+    line per request costs a twentieth of a submit's CPU at ``LOG_LEVEL=warning`` otherwise)."""
+    effective = getattr(structlog.get_config()["wrapper_class"], "get_effective_level", None)
+    return effective is None or level >= effective(None)
+
+
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     """Route structlog and the standard library to stderr at ``level``.
 

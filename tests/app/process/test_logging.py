@@ -9,7 +9,7 @@ import orjson
 import pytest
 import structlog
 
-from app.process.logging import configure_logging
+from app.process.logging import configure_logging, emits
 from app.process.startup import ConfigError
 
 
@@ -71,3 +71,15 @@ def test_debug_level_and_case_insensitive_names(capsys: pytest.CaptureFixture[st
 def test_a_level_other_than_the_four_is_a_config_error(name: str) -> None:
     with pytest.raises(ConfigError, match=r"LOG_LEVEL=.*debug, info, warning, error"):
         configure_logging(name)
+
+
+def test_emits_says_whether_a_level_is_written_as_configured_now() -> None:
+    assert emits(logging.DEBUG)  # structlog's defaults filter nothing
+    configure_logging("warning", json=True)
+    assert (emits(logging.INFO), emits(logging.WARNING), emits(logging.ERROR)) == (
+        False,
+        True,
+        True,
+    )
+    configure_logging("debug", json=True)
+    assert emits(logging.DEBUG)
