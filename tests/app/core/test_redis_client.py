@@ -1,15 +1,19 @@
-"""The Redis client gives up on a server that never answers, instead of hanging."""
+"""The Redis client gives up on a server that never answers or never reads, instead of hanging."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, connect
+from app.dev.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -44,3 +48,43 @@ def test_the_client_sets_both_timeouts_explicitly() -> None:
         SOCKET_TIMEOUT_S,
         CONNECT_TIMEOUT_S,
     )
+
+
+@pytest.mark.redis
+async def test_a_write_to_a_server_that_stopped_reading_times_out_and_the_client_recovers(
+    redis_server: RedisServer,
+) -> None:
+    del redis_server  # only to skip or fail clearly where no redis-server is installed
+    own = RedisServer().start()
+    client = connect(own.url, socket_timeout_s=0.5)
+    try:
+        assert await client.ping()
+        assert own.proc is not None
+        os.kill(own.proc.pid, signal.SIGSTOP)  # frozen: reads nothing, answers nothing
+        try:
+            started = time.monotonic()
+            with pytest.raises(RedisTimeoutError, match="writing"):
+                # far more than the socket buffers hold: the write itself has to wait
+                await asyncio.wait_for(client.set("big", "x" * (64 << 20)), timeout=30)
+            assert time.monotonic() - started < 3
+        finally:
+            os.kill(own.proc.pid, signal.SIGCONT)
+        assert await client.ping()  # on a new connection
+        assert await client.exists("big") == 0  # the cut-off command never ran
+    finally:
+        await client.aclose()
+        own.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("redis://127.0.0.1:1/0", Connection),
+        ("rediss://127.0.0.1:1/0", SSLConnection),
+        ("unix:///tmp/tide-none.sock", UnixDomainSocketConnection),
+    ],
+)
+def test_writes_are_bounded_on_the_connection_the_url_asks_for(url: str, kind: type) -> None:
+    connection_class = connect(url).connection_pool.connection_class
+    assert issubclass(connection_class, kind)
+    assert connection_class.__name__ == f"Bounded{kind.__name__}"
