@@ -49,9 +49,9 @@ class _BoundedWrite(AbstractConnection):
     """Bounds a command's write by ``socket_timeout`` in the caller's own task.
 
     redis-py bounds it with ``asyncio.wait_for``, which on Python 3.11 runs the write in a task
-    of its own: two more turns of the event loop for every command, a sixth of a single
-    submit's round trip on a 2-core box. ``asyncio.timeout`` sets the same bound without one.
-    The reply's wait is bounded by redis-py as before.
+    of its own: more turns of the event loop for every command, a sixth of a light command's
+    round trip on a 2-core box. ``asyncio.timeout`` sets the same bound without one. The
+    reply's wait is bounded by redis-py as before.
     """
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
