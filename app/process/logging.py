@@ -7,6 +7,7 @@ process never mixes two formats.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from typing import Any, TextIO
@@ -60,8 +61,17 @@ def emits(level: int) -> bool:
     proxy that builds a bound logger at every call, even for a line it then drops: this reads
     the configured class instead, for a hot path whose line is usually filtered out (the API's
     line per request costs a twentieth of a submit's CPU at ``LOG_LEVEL=warning`` otherwise)."""
-    effective = getattr(structlog.get_config()["wrapper_class"], "get_effective_level", None)
-    return effective is None or level >= effective(None)
+    return level >= _lowest_level(structlog.get_config()["wrapper_class"])
+
+
+@functools.cache
+def _lowest_level(wrapper: Any) -> int:
+    """The lowest level a class from ``make_filtering_bound_logger`` writes. Any other class
+    (an application's own structlog setup) gets NOTSET: its logger decides for itself."""
+    try:
+        return int(wrapper.get_effective_level(None))  # that class's method ignores its self
+    except Exception:
+        return logging.NOTSET
 
 
 def configure_logging(level: str = "info", *, json: bool | None = None) -> None:

@@ -83,3 +83,6 @@ def test_emits_says_whether_a_level_is_written_as_configured_now() -> None:
     )
     configure_logging("debug", json=True)
     assert emits(logging.DEBUG)
+    # an application's own setup with another logger class: its loggers decide, nothing breaks
+    structlog.configure(wrapper_class=structlog.stdlib.BoundLogger)
+    assert emits(logging.DEBUG)
