@@ -72,3 +72,33 @@ class _BoundedWrite(AbstractConnection):
 def _bounding_writes(cls: type[AbstractConnection]) -> type[AbstractConnection]:
     """The connection class the URL chose (TCP, TLS, Unix socket), writes bounded as above."""
     return type(f"Bounded{cls.__name__}", (_BoundedWrite, cls), {})
+
+
+class Lane:
+    """One connection kept out of the pool for commands sent one at a time.
+
+    A pooled command spends a sixth of a light command's round trip in redis-py's bookkeeping
+    (the pool's lock, its observability hooks, the retry wrapper), which an awaited single
+    submit feels at once. The lane sends on a connection it keeps. One call uses it at a time:
+    while it is :attr:`busy`, callers take the pool. Errors are redis-py's own: a failed or
+    cancelled read drops the connection, and a dropped one reconnects on the next call.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._pool = redis.connection_pool
+        self._connection: AbstractConnection | None = None
+        self.busy = False
+
+    async def call(self, *args: Any) -> Any:
+        self.busy = True
+        try:
+            # taken from the pool (never given back) so that closing the client closes it too
+            connection = self._connection or await self._pool.get_connection()  # type: ignore[no-untyped-call]
+            self._connection = connection
+            # closed by the server (a restart) or a reply left unread: afresh, as the pool does
+            if connection.is_connected and await connection.can_read():
+                await connection.disconnect()
+            await connection.send_packed_command(connection.pack_command(*args))
+            return await connection.read_response()
+        finally:
+            self.busy = False

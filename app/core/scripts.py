@@ -20,8 +20,10 @@ from typing import Any, NamedTuple
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from app.core.keys import Keys
+from app.core.redis_client import Lane
 from app.core.settings import CoreSettings
 
 _INCLUDE = re.compile(r"^--!include (\w+)$", re.MULTILINE)
@@ -153,7 +155,17 @@ class Scripts:
         self._keys = [keys.prefix.encode()]
         self._head = [str(value).encode() for value in head]
         self._scripts = {name: redis.register_script(source(name)) for name in Script}
+        self._lane = Lane(redis)
 
     async def __call__(self, script: Script, args: list[Any], pipe: Pipeline | None = None) -> Any:
-        """Run ``script`` with ``args`` after the head; queued on ``pipe`` when one is given."""
-        return await self._scripts[script](keys=self._keys, args=[*self._head, *args], client=pipe)
+        """Run ``script`` with ``args`` after the head; queued on ``pipe`` when one is given.
+        A call while no other is in flight takes the lane (an awaited single submit, say)."""
+        registered = self._scripts[script]
+        if pipe is None and not self._lane.busy:
+            try:
+                return await self._lane.call(
+                    "EVALSHA", registered.sha, 1, *self._keys, *self._head, *args
+                )
+            except NoScriptError:  # not run: the server lost its scripts (a restart)
+                pass
+        return await registered(keys=self._keys, args=[*self._head, *args], client=pipe)

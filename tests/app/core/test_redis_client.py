@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, connect
+from app.core.redis_client import CONNECT_TIMEOUT_S, SOCKET_TIMEOUT_S, Lane, connect
 from app.dev.redis_server import RedisServer
 
 
@@ -88,3 +89,88 @@ def test_writes_are_bounded_on_the_connection_the_url_asks_for(url: str, kind: t
     connection_class = connect(url).connection_pool.connection_class
     assert issubclass(connection_class, kind)
     assert connection_class.__name__ == f"Bounded{kind.__name__}"
+
+
+@pytest.fixture
+async def own_server(redis_server: RedisServer) -> AsyncIterator[RedisServer]:
+    """A server of the test's own, to stop, freeze or restart."""
+    del redis_server  # only to skip or fail clearly where no redis-server is installed
+    own = RedisServer().start()
+    yield own
+    if own.proc is not None:
+        os.kill(own.proc.pid, signal.SIGCONT)
+    own.stop()
+
+
+@pytest.mark.redis
+async def test_the_lane_keeps_its_connection_through_calls_and_server_errors(
+    own_server: RedisServer,
+) -> None:
+    client = connect(own_server.url)
+    lane = Lane(client)
+    try:
+        first = await lane.call("CLIENT", "ID")
+        await lane.call("SET", "text", "x")
+        with pytest.raises(ResponseError, match="not an integer"):
+            await lane.call("INCR", "text")
+        assert await lane.call("CLIENT", "ID") == first
+        assert await client.client_id() != first  # the pool's commands go on another
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lane_call_cancelled_in_flight_leaves_no_reply_for_the_next(
+    own_server: RedisServer,
+) -> None:
+    client = connect(own_server.url)
+    lane = Lane(client)
+    try:
+        await lane.call("PING")
+        assert own_server.proc is not None
+        os.kill(own_server.proc.pid, signal.SIGSTOP)
+        call = asyncio.create_task(lane.call("ECHO", "first"))
+        await asyncio.sleep(0.2)
+        assert lane.busy
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert not lane.busy
+        os.kill(own_server.proc.pid, signal.SIGCONT)
+        assert await lane.call("ECHO", "second") == "second"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_lane_call_times_out_on_a_frozen_server_and_the_lane_recovers(
+    own_server: RedisServer,
+) -> None:
+    client = connect(own_server.url, socket_timeout_s=0.3)
+    lane = Lane(client)
+    try:
+        await lane.call("PING")
+        assert own_server.proc is not None
+        os.kill(own_server.proc.pid, signal.SIGSTOP)
+        try:
+            with pytest.raises(RedisTimeoutError):
+                await asyncio.wait_for(lane.call("ECHO", "late"), timeout=30)
+        finally:
+            os.kill(own_server.proc.pid, signal.SIGCONT)
+        assert await lane.call("ECHO", "on time") == "on time"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.redis
+async def test_the_lane_reconnects_after_the_server_restarts(own_server: RedisServer) -> None:
+    client = connect(own_server.url)
+    lane = Lane(client)
+    try:
+        await lane.call("PING")
+        own_server.kill()
+        own_server.start()
+        await asyncio.sleep(0.1)  # a running process's loop sees the close meanwhile
+        assert await lane.call("ECHO", "again") == "again"
+    finally:
+        await client.aclose()

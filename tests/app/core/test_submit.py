@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from app.core.errors import InvalidRequest, JobConflict
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import SUBMIT_CHUNK, Queue
+from app.core.settings import CoreSettings
 from tests.app.conftest import changes, server_ms
 
 
@@ -224,3 +225,17 @@ async def test_payload_text_with_newlines_survives_the_packed_batch(queue: Queue
 
 async def test_get_of_an_unknown_id_is_none(queue: Queue) -> None:
     assert await queue.get("nope") is None
+
+
+@pytest.mark.redis
+async def test_a_submit_after_the_server_lost_its_scripts_loads_them_again(
+    real_redis: Redis, fast: CoreSettings
+) -> None:
+    queue = Queue(real_redis, fast)
+    await queue.submit(JobSpec(type="a"))
+    await real_redis.script_flush()  # as a restart without persistence leaves the server
+    job = await queue.submit(JobSpec(type="b"))
+    assert (await queue.get(job.id)) is not None
+    await real_redis.script_flush()
+    many = await queue.submit_many([JobSpec(type="c")] * (SUBMIT_CHUNK + 1))
+    assert len(many) == SUBMIT_CHUNK + 1
