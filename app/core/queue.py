@@ -152,7 +152,7 @@ class Queue:
             )
             packed.extend(rows)
         settings = self.settings
-        args = [settings.idempotency_ttl_s, settings.list_index_max, pack(packed)]
+        args = [settings.idempotency_ttl_s, -settings.list_index_max - 1, pack(packed)]
         replies = await self.scripts(Script.SUBMIT, args)
         results: list[Admitted | TideError] = []
         for (request, rows), reply in zip(batch, replies, strict=True):

@@ -1,8 +1,8 @@
 -- submit.lua: admit requests against their tenant's limits and idempotency keys, then create
 -- their jobs, pending or scheduled. Each request is all-or-nothing; requests are independent, so
 -- many clients' requests travel in one call (the API's group commit), each with its own verdict.
--- ARGV[FIRST] idempotency TTL (s), +1 most jobs kept in a tenant's recent-jobs index,
---   +2 the requests, packed: per request a head of five fields (the tenant
+-- ARGV[FIRST] idempotency TTL (s), +1 the rank a tenant's recent-jobs index is trimmed below:
+--   -(most jobs kept + 1), +2 the requests, packed: per request a head of five fields (the tenant
 --   whose limits apply, its rpm limit and active limit ('' = none), 1 when the ids were given
 --   by the caller and must be checked, job count n) then n records of eleven fields (id,
 --   tenant, queue, type, payload JSON, max_attempts, timeout_s, delay_ms, run_at_ms (absolute,
@@ -14,7 +14,7 @@
 -- slot frees, ms until the request would fit} · {'over_active', limit, active, requested}
 --!include transitions
 local IDEM = P .. ':idem:' -- Keys.idempotency: IDEM .. tenant .. ':' .. key
-local IDEM_TTL, INDEX_MAX = ARGV[FIRST], tonumber(ARGV[FIRST + 1])
+local IDEM_TTL, TRIM_BELOW = ARGV[FIRST], ARGV[FIRST + 1]
 local r = records(ARGV[FIRST + 2])
 local now = now_ms()
 local created = fmt(now)
@@ -85,7 +85,7 @@ local function create(i)
     status, field, value = 'pending', 'entry', enqueue(id, nil, queue, tenant)
   end
   local record = {'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
-    'payload', r[i + 4], 'attempts', 0, 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],
+    'payload', r[i + 4], 'attempts', '0', 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],
     'created_at', created, 'status', status, field, value}
   local key = r[i + 9]
   if key ~= '' then
@@ -95,19 +95,19 @@ local function create(i)
     redis.call('EXPIRE', full, IDEM_TTL)
   end
   redis.call('HSET', JOB .. id, unpack(record))
-  redis.call('ZADD', TENANT .. tenant .. ':jobs', now, id)
+  redis.call('ZADD', TENANT .. tenant .. ':jobs', created, id)
   made[tenant] = (made[tenant] or 0) + 1
   return {id, status, created, status == 'scheduled' and value or '', 0}
 end
 
--- the recent-jobs index keeps at most INDEX_MAX entries, and a tenant quiet for RESULT_TTL
+-- the recent-jobs index keeps at most LIST_INDEX_MAX entries, and a tenant quiet for RESULT_TTL
 -- (when its every job record has expired) leaves no index behind. Entries of expired records
 -- in between are dropped by the listing that meets them (list_jobs.lua).
 local function trim_index(tenant)
   local index = TENANT .. tenant .. ':jobs'
   redis.call('EXPIRE', index, RESULT_TTL)
-  -- all but the newest INDEX_MAX: a no-op while under, so no ZCARD is needed to decide
-  redis.call('ZREMRANGEBYRANK', index, 0, -INDEX_MAX - 1)
+  -- all but the newest LIST_INDEX_MAX: a no-op while under, so no ZCARD is needed to decide
+  redis.call('ZREMRANGEBYRANK', index, '0', TRIM_BELOW)
 end
 
 local out = {}

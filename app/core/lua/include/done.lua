@@ -29,7 +29,7 @@ end
 local function add_finished()
   local key = EVENTS .. ':finished:' .. math.floor(now_ms() / 60000)
   for queue, n in pairs(finished) do
-    redis.call('HINCRBY', key, queue, n)
+    redis.call('HINCRBY', key, queue, int(n))
   end
   redis.call('EXPIRE', key, FINISHED_TTL_S)
 end
@@ -82,7 +82,7 @@ end
 
 local function append_events()
   local n = #changes / 4
-  local count = redis.call('INCRBY', EVENTS_COUNT, n)
+  local count = redis.call('INCRBY', EVENTS_COUNT, int(n))
   if count == n then
     -- a new counter next to a stream that may have entries (written before the counter
     -- existed, or the counter was lost): go on from the newest entry's count, so trimming
@@ -101,11 +101,11 @@ local function append_events()
       redis.call('DEL', EVENTS_MARKS)
     end
   end
-  local eid = redis.call('XADD', EVENTS, '*', 'n', n, 'c', count,
+  local eid = redis.call('XADD', EVENTS, '*', 'n', int(n), 'c', int(count),
     'changes', table.concat(changes, '\n'))
   local step = math.max(1, math.floor(tonumber(EVENTS_MAX_CHANGES) / 64))
   if math.floor(count / step) > math.floor((count - n) / step) then
-    redis.call('RPUSH', EVENTS_MARKS, eid .. ' ' .. count)
+    redis.call('RPUSH', EVENTS_MARKS, eid .. ' ' .. int(count))
     trim_events(count)
   end
 end
@@ -151,7 +151,7 @@ end
 local function done(reply)
   write_gauges()
   for field, n in pairs(tallies) do
-    redis.call('HINCRBY', METRICS, field, n)
+    redis.call('HINCRBY', METRICS, field, int(n))
   end
   for field, x in pairs(sums) do
     redis.call('HINCRBYFLOAT', METRICS, field, string.format('%.6f', x))

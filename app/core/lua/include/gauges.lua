@@ -43,7 +43,7 @@ end
 
 local function write_gauges()
   for field, n in pairs(gauges) do
-    if n ~= 0 and redis.call('HINCRBY', TENANT_GAUGES, field, n) <= 0 then
+    if n ~= 0 and redis.call('HINCRBY', TENANT_GAUGES, field, int(n)) <= 0 then
       redis.call('HDEL', TENANT_GAUGES, field)
     end
   end

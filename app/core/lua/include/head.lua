@@ -35,6 +35,12 @@ local function fmt(ms)
   return string.format('%.3f', ms)
 end
 
+-- an integer as the text Redis is sent: redis.call formats a Lua number with '%.17g', a float
+-- printer that costs more than a light command (and `..` formats with '%.14g')
+local function int(n)
+  return string.format('%d', n)
+end
+
 -- a flat {name, value, name, value, ...} reply (XINFO) as a table
 local function as_map(flat)
   local out = {}

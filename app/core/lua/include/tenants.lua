@@ -6,7 +6,7 @@
 local RPM_WINDOW_S = 60
 
 local function take_active(tenant, n)
-  return redis.call('INCRBY', TENANT .. tenant .. ':active', n)
+  return redis.call('INCRBY', TENANT .. tenant .. ':active', int(n))
 end
 
 local function active_count(tenant)
@@ -62,6 +62,6 @@ end
 
 local function count_rpm(tenant, n, now)
   local key = TENANT .. tenant .. ':rpm'
-  redis.call('HINCRBY', key, math.floor(now / 1000), n)
-  redis.call('EXPIRE', key, RPM_WINDOW_S + 1)
+  redis.call('HINCRBY', key, int(now / 1000), int(n))
+  redis.call('EXPIRE', key, int(RPM_WINDOW_S + 1))
 end
