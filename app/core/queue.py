@@ -21,7 +21,7 @@ from uuid_utils import uuid7
 
 from app.core.errors import InvalidRequest, JobConflict, TideError, raise_refusal, refusal
 from app.core.keys import Keys
-from app.core.models import Job, JobSpec, JobStatus, checked, encode_payload
+from app.core.models import Job, JobSpec, checked, encode_payload, status_of
 from app.core.scripts import Script, Scripts, pack
 from app.core.settings import CoreSettings
 from app.core.tenants import UNLIMITED, Admitted, Quota, SubmitRequest, fingerprint
@@ -317,7 +317,7 @@ def _submitted(spec: JobSpec, row: list[Any], item: list[Any]) -> Job:
         queue=spec.queue,
         type=spec.type,
         payload=spec.payload,
-        status=JobStatus(status),
+        status=status_of(status),
         attempts=0,
         max_attempts=row[5],
         timeout_s=row[6],
