@@ -1,7 +1,8 @@
 """``tide bench --http``: the submit API under load, as a separate ``tide api`` process.
 
 Single submits come from many concurrent keep-alive clients (the API coalesces them into group
-commits); batches go to ``POST /v1/jobs/batch``. The jobs land on a queue no worker serves.
+commits); batches go to ``POST /v1/jobs/batch``. The jobs land on a queue no worker serves. The
+clients are lean ones (``app.dev.http_load``): they share the cores with the API.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
 
+from app.dev.http_load import Connection, connect, request
 from app.dev.redis_server import free_port
 
 QUEUE = "bench-http"
@@ -67,21 +68,25 @@ async def run_http(
         sys.executable, "-m", "app", "api", env=env, stdin=asyncio.subprocess.DEVNULL
     )
     base = f"http://127.0.0.1:{port}"
-    headers = {"X-API-Key": secret}
+    headers = {"X-API-Key": secret, "Content-Type": "application/json"}
+    job = {"type": "noop", "queue": QUEUE}
+    single = request("POST", "/v1/jobs", port, headers, orjson.dumps(job))
+    many = orjson.dumps({"jobs": [job] * batch_size})
+    batch = request("POST", "/v1/jobs/batch", port, headers, many)
+    batch_clients = 4
+    batches = max(batch_clients, jobs // batch_size)
     try:
-        connector = aiohttp.TCPConnector(limit=clients)
-        async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        async with aiohttp.ClientSession() as session:
             await _wait_healthy(session, base, api)
-            # untimed: each client opens its keep-alive connection first, as a client that is
-            # already connected has; the timed run measures submits, not TCP handshakes
-            await _load(session, f"{base}/v1/jobs", clients, clients, _single)
-            single = await _load(session, f"{base}/v1/jobs", jobs, clients, _single)
-            batch_clients = 4
-            batches = max(batch_clients, jobs // batch_size)
-            body = {"jobs": [{"type": "noop", "queue": QUEUE}] * batch_size}
-            batch = await _load(
-                session, f"{base}/v1/jobs/batch", batches, batch_clients, _poster(body)
-            )
+        # connected first, untimed: the timed run measures submits, not TCP handshakes
+        connections = [await connect(port) for _ in range(clients)]
+        try:
+            await _load(connections, single, clients)
+            singles = await _load(connections, single, jobs)
+            batched = await _load(connections[:batch_clients], batch, batches)
+        finally:
+            for connection in connections:
+                connection.close()
     finally:
         if api.returncode is None:
             api.terminate()
@@ -89,15 +94,15 @@ async def run_http(
     return HttpFigures(
         clients=clients,
         single_jobs=jobs,
-        single_per_s=round(jobs / single.seconds, 1),
-        single_p50_ms=single.percentile(50),
-        single_p99_ms=single.percentile(99),
+        single_per_s=round(jobs / singles.seconds, 1),
+        single_p50_ms=singles.percentile(50),
+        single_p99_ms=singles.percentile(99),
         batch_size=batch_size,
         batch_clients=batch_clients,
         batch_jobs=batches * batch_size,
-        batch_per_s=round(batches * batch_size / batch.seconds, 1),
-        batch_p50_ms=batch.percentile(50),
-        batch_p99_ms=batch.percentile(99),
+        batch_per_s=round(batches * batch_size / batched.seconds, 1),
+        batch_p50_ms=batched.percentile(50),
+        batch_p99_ms=batched.percentile(99),
     )
 
 
@@ -111,49 +116,22 @@ class Run:
         return round(ordered[max(1, math.ceil(pct / 100 * len(ordered))) - 1], 3)
 
 
-Send = Callable[[aiohttp.ClientSession, str], Awaitable[None]]
-
-
-_JSON = {"Content-Type": "application/json"}
-_SINGLE = orjson.dumps({"type": "noop", "queue": QUEUE})
-
-
-async def _single(session: aiohttp.ClientSession, url: str) -> None:
-    async with session.post(url, data=_SINGLE, headers=_JSON) as response:
-        if response.status != 201:
-            raise HttpBenchError(f"submit answered {response.status}: {await response.text()}")
-        await response.read()
-
-
-def _poster(body: object) -> Send:
-    """Posts ``body``, encoded once: the clients share the 2 cores with the API, and encoding a
-    1,000-job body per request with ``json=`` cost them more than the API spent on it."""
-    encoded = orjson.dumps(body)
-
-    async def send(session: aiohttp.ClientSession, url: str) -> None:
-        async with session.post(url, data=encoded, headers=_JSON) as response:
-            if response.status != 201:
-                raise HttpBenchError(f"batch answered {response.status}: {await response.text()}")
-            await response.read()
-
-    return send
-
-
-async def _load(
-    session: aiohttp.ClientSession, url: str, requests: int, clients: int, send: Send
-) -> Run:
-    """``requests`` sent by ``clients`` concurrent loops, each waiting for its answer."""
+async def _load(connections: list[Connection], prepared: bytes, requests: int) -> Run:
+    """``requests`` sent over ``connections`` at once, each waiting for its answer (a 201)."""
     left = iter(range(requests))
     latencies: list[float] = []
 
-    async def client() -> None:
+    async def client(connection: Connection) -> None:
         for _ in left:
             started = time.perf_counter()
-            await send(session, url)
+            status, answer = await connection.send(prepared)
+            if status != 201:
+                text = answer.decode(errors="replace")
+                raise HttpBenchError(f"the API answered {status}: {text}")
             latencies.append((time.perf_counter() - started) * 1000)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(connection) for connection in connections))
     return Run(time.perf_counter() - started, latencies)
 
 
