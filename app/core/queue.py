@@ -24,7 +24,7 @@ from app.core.keys import Keys
 from app.core.models import Job, JobSpec, checked, encode_payload, status_of
 from app.core.scripts import Script, Scripts, pack
 from app.core.settings import CoreSettings
-from app.core.tenants import UNLIMITED, Admitted, Quota, SubmitRequest, fingerprint
+from app.core.tenants import UNLIMITED, Admitted, Limits, Quota, SubmitRequest, fingerprint
 
 SUBMIT_CHUNK = 500
 """Jobs per submit script call: big enough to amortise the round trip, small enough that one
@@ -71,10 +71,19 @@ class Queue:
         self.settings = settings
         self.keys = Keys(settings.key_prefix)
         self.scripts = Scripts(redis, self.keys, settings)
+        self._submit_args = [settings.idempotency_ttl_s, -settings.list_index_max - 1]
 
     async def submit(self, spec: JobSpec) -> Job:
-        """Create one job: one script call, nothing else on the way (the hot path)."""
-        return (await self.admit(SubmitRequest([spec]))).jobs[0]
+        """Create one job: one script call, nothing else on the way (the hot path, so without
+        the request and verdict objects that :meth:`admit` builds)."""
+        row = self._submit_row(spec, "")
+        head = _request_head(spec.tenant, UNLIMITED, bool(spec.id), 1)
+        (reply,) = await self.scripts(Script.SUBMIT, [*self._submit_args, pack([head, row])])
+        raise_refusal(reply)
+        item = reply[4][0]
+        if item[4] == 1:  # an idempotency key's replay: its original job
+            return (await self._read([item[0]]))[0]
+        return _submitted(spec, row, item)
 
     async def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
         """Create the jobs, pending or scheduled, one script call per chunk of 500.
@@ -138,22 +147,11 @@ class Queue:
     ) -> list[Admitted | TideError]:
         packed: list[list[Any]] = []
         for request, rows in batch:
-            limits = request.limits
             tenant = request.specs[0].tenant if request.specs else "public"
             check_ids = any(spec.id for spec in request.specs)
-            packed.append(
-                [
-                    tenant,
-                    "" if limits.rpm is None else limits.rpm,
-                    "" if limits.max_active is None else limits.max_active,
-                    1 if check_ids else 0,
-                    len(rows),
-                ]
-            )
+            packed.append(_request_head(tenant, request.limits, check_ids, len(rows)))
             packed.extend(rows)
-        settings = self.settings
-        args = [settings.idempotency_ttl_s, -settings.list_index_max - 1, pack(packed)]
-        replies = await self.scripts(Script.SUBMIT, args)
+        replies = await self.scripts(Script.SUBMIT, [*self._submit_args, pack(packed)])
         results: list[Admitted | TideError] = []
         for (request, rows), reply in zip(batch, replies, strict=True):
             error = refusal(reply)
@@ -307,6 +305,13 @@ class Queue:
             }
             for eid, f in entries
         ]
+
+
+def _request_head(tenant: str, limits: Limits, check_ids: bool, jobs: int) -> list[Any]:
+    """What submit.lua reads before a request's records: whose limits, which, and how many."""
+    rpm = "" if limits.rpm is None else limits.rpm
+    max_active = "" if limits.max_active is None else limits.max_active
+    return [tenant, rpm, max_active, 1 if check_ids else 0, jobs]
 
 
 def _submitted(spec: JobSpec, row: list[Any], item: list[Any]) -> Job:
