@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
@@ -93,84 +94,87 @@ def test_writes_are_bounded_on_the_connection_the_url_asks_for(url: str, kind: t
 
 @pytest.fixture
 async def own_server(redis_server: RedisServer) -> AsyncIterator[RedisServer]:
-    """A server of the test's own, to stop, freeze or restart."""
+    """A server of the test's own, to freeze or restart."""
     del redis_server  # only to skip or fail clearly where no redis-server is installed
     own = RedisServer().start()
     yield own
-    if own.proc is not None:
-        os.kill(own.proc.pid, signal.SIGCONT)
+    signal_server(own, signal.SIGCONT)
     own.stop()
+
+
+def signal_server(server: RedisServer, signum: int) -> None:
+    """SIGSTOP freezes the server: it reads nothing and answers nothing until SIGCONT."""
+    assert server.proc is not None
+    os.kill(server.proc.pid, signum)
+
+
+@asynccontextmanager
+async def lane_to(
+    server: RedisServer, socket_timeout_s: float = SOCKET_TIMEOUT_S
+) -> AsyncIterator[Lane]:
+    client = connect(server.url, socket_timeout_s=socket_timeout_s)
+    try:
+        yield Lane(client)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def lane(own_server: RedisServer) -> AsyncIterator[Lane]:
+    async with lane_to(own_server) as own_lane:
+        yield own_lane
 
 
 @pytest.mark.redis
 async def test_the_lane_keeps_its_connection_through_calls_and_server_errors(
-    own_server: RedisServer,
+    own_server: RedisServer, lane: Lane
 ) -> None:
-    client = connect(own_server.url)
-    lane = Lane(client)
-    try:
-        first = await lane.call("CLIENT", "ID")
-        await lane.call("SET", "text", "x")
-        with pytest.raises(ResponseError, match="not an integer"):
-            await lane.call("INCR", "text")
-        assert await lane.call("CLIENT", "ID") == first
-        assert await client.client_id() != first  # the pool's commands go on another
-    finally:
-        await client.aclose()
+    first = await lane.call("CLIENT", "ID")
+    await lane.call("SET", "text", "x")
+    with pytest.raises(ResponseError, match="not an integer"):
+        await lane.call("INCR", "text")
+    assert await lane.call("CLIENT", "ID") == first
+    pooled = connect(own_server.url)
+    assert await pooled.client_id() != first
+    await pooled.aclose()
 
 
 @pytest.mark.redis
 async def test_a_lane_call_cancelled_in_flight_leaves_no_reply_for_the_next(
-    own_server: RedisServer,
+    own_server: RedisServer, lane: Lane
 ) -> None:
-    client = connect(own_server.url)
-    lane = Lane(client)
-    try:
-        await lane.call("PING")
-        assert own_server.proc is not None
-        os.kill(own_server.proc.pid, signal.SIGSTOP)
-        call = asyncio.create_task(lane.call("ECHO", "first"))
-        await asyncio.sleep(0.2)
-        assert lane.busy
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert not lane.busy
-        os.kill(own_server.proc.pid, signal.SIGCONT)
-        assert await lane.call("ECHO", "second") == "second"
-    finally:
-        await client.aclose()
+    await lane.call("PING")  # connected: what is cut below is the reply
+    signal_server(own_server, signal.SIGSTOP)
+    call = asyncio.create_task(lane.call("ECHO", "first"))
+    await asyncio.sleep(0.2)
+    assert lane.busy
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert not lane.busy
+    signal_server(own_server, signal.SIGCONT)
+    assert await lane.call("ECHO", "second") == "second"
 
 
 @pytest.mark.redis
 async def test_a_lane_call_times_out_on_a_frozen_server_and_the_lane_recovers(
     own_server: RedisServer,
 ) -> None:
-    client = connect(own_server.url, socket_timeout_s=0.3)
-    lane = Lane(client)
-    try:
+    async with lane_to(own_server, socket_timeout_s=0.3) as lane:
         await lane.call("PING")
-        assert own_server.proc is not None
-        os.kill(own_server.proc.pid, signal.SIGSTOP)
-        try:
-            with pytest.raises(RedisTimeoutError):
-                await asyncio.wait_for(lane.call("ECHO", "late"), timeout=30)
-        finally:
-            os.kill(own_server.proc.pid, signal.SIGCONT)
+        signal_server(own_server, signal.SIGSTOP)
+        with pytest.raises(RedisTimeoutError):
+            await asyncio.wait_for(lane.call("ECHO", "late"), timeout=30)
+        signal_server(own_server, signal.SIGCONT)
         assert await lane.call("ECHO", "on time") == "on time"
-    finally:
-        await client.aclose()
 
 
 @pytest.mark.redis
-async def test_the_lane_reconnects_after_the_server_restarts(own_server: RedisServer) -> None:
-    client = connect(own_server.url)
-    lane = Lane(client)
-    try:
-        await lane.call("PING")
-        own_server.kill()
-        own_server.start()
-        await asyncio.sleep(0.1)  # a running process's loop sees the close meanwhile
-        assert await lane.call("ECHO", "again") == "again"
-    finally:
-        await client.aclose()
+async def test_the_lane_reconnects_after_the_server_restarts(
+    own_server: RedisServer, lane: Lane
+) -> None:
+    await lane.call("PING")
+    own_server.kill()
+    own_server.start()
+    await asyncio.sleep(0.1)  # a running process's loop sees the close meanwhile
+    assert await lane.call("ECHO", "again") == "again"
