@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
-from app.core.redis_client import connect
+from app.core.redis_client import Lane, connect
 from app.core.settings import CoreSettings
 from app.dev.bench_http import HttpBenchError, HttpFigures, run_http
 from app.dev.redis_server import RedisServer, RedisServerUnavailable
@@ -79,6 +79,9 @@ class Figures:
     latency_p99_ms: float
     latency_max_ms: float
     single_submit_per_s: float
+    ping_per_s: float
+    """Awaited ``PING``s one after another on the same kind of connection: the round trip alone,
+    the ceiling for single submits on this machine."""
     redis_us_per_single_submit: float
     script_us_per_single_submit: float
     """The submit script's own run time (``INFO commandstats``): steadier than the server's CPU on
@@ -238,6 +241,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     if not latencies:
         raise BenchError("no latency job has a finish time")
     single_per_s, redis_us, script_us = await _single_submits(queue, options.single_jobs)
+    ping_per_s = await _pings(queue.redis, options.single_jobs)
 
     return Figures(
         jobs=n,
@@ -250,6 +254,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         latency_p99_ms=round(_percentile(latencies, 99), 3),
         latency_max_ms=round(latencies[-1], 3),
         single_submit_per_s=single_per_s,
+        ping_per_s=ping_per_s,
         redis_us_per_single_submit=redis_us,
         script_us_per_single_submit=script_us,
         redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
@@ -276,6 +281,15 @@ async def _single_submits(queue: Queue, n: int) -> tuple[float, float, float]:
     calls, usec = await _script_calls(queue.redis)
     script_us = (usec - usec_before) / max(1, calls - calls_before)
     return round(n / seconds, 1), round(cpu_s / n * 1e6, 1), round(script_us, 1)
+
+
+async def _pings(redis: Redis, n: int) -> float:
+    """Awaited ``PING``s per second over a lane, as a lone script call travels."""
+    lane = Lane(redis)
+    started = time.perf_counter()
+    for _ in range(n):
+        await lane.call("PING")
+    return round(n / (time.perf_counter() - started), 1)
 
 
 async def _redis_cpu_s(redis: Redis) -> float:
@@ -381,6 +395,7 @@ def _table(f: Figures) -> str:
         ("latency p99", f"{f.latency_p99_ms:.2f} ms"),
         ("latency max", f"{f.latency_max_ms:.2f} ms"),
         ("single submit", f"{f.single_submit_per_s:,.0f} jobs/s  (one awaited call after another)"),
+        ("round trip", f"{f.ping_per_s:,.0f} PINGs/s  (the same way: the single submit's ceiling)"),
         (
             "redis cpu",
             f"{f.redis_us_per_single_submit:.0f} µs per single submit  "

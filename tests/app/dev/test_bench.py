@@ -19,6 +19,7 @@ from app.dev.redis_server import RedisServer
 FIGURES = (
     "enqueue_per_s",
     "single_submit_per_s",
+    "ping_per_s",
     "redis_us_per_single_submit",
     "script_us_per_single_submit",
     "process_per_s",
