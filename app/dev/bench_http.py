@@ -80,9 +80,11 @@ async def run_http(
     try:
         async with aiohttp.ClientSession() as session:
             await _wait_healthy(session, base, api)
-        # connected first, untimed: the timed run measures submits, not TCP handshakes
-        connections = [await connect(port) for _ in range(clients)]
+        connections: list[Connection] = []
         try:
+            # connected first, untimed: the timed run measures submits, not TCP handshakes
+            for _ in range(clients):
+                connections.append(await connect(port))
             await _load(connections, single, clients)
             singles = await _load(connections, single, jobs)
             await _load(connections[:batch_clients], batch, batch_clients)  # warm, untimed
