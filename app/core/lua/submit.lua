@@ -12,120 +12,111 @@
 -- or a refusal that changed nothing for that request (see REPLY_ERRORS in app/core/errors.py):
 -- {'exists', id} · {'idempotency_mismatch', key} · {'over_rpm', limit, remaining, ms until a
 -- slot frees, ms until the request would fit} · {'over_active', limit, active, requested}
+-- The requests are walked here in the main chunk rather than in helper closures, and a table a
+-- request may not need is made when it does: every closure, captured local and table costs
+-- each call, which shows on a lone single submit (see head.lua).
 --!include transitions
 local IDEM = P .. ':idem:' -- Keys.idempotency: IDEM .. tenant .. ':' .. key
 local IDEM_TTL, TRIM_BELOW = ARGV[FIRST], ARGV[FIRST + 1]
 local r = records(ARGV[FIRST + 2])
 local now = now_ms()
 local created = fmt(now)
-local queues, made, grown = {}, {}, {} -- made: tenant -> jobs of this request; grown: indexes
+local out, queues, grown = {}, {}, {} -- grown: the tenants whose recent-jobs index grew
+local i = 1
+while i < #r do
+  local tenant, rpm, max_active, check_ids = r[i], r[i + 1], r[i + 2], r[i + 3]
+  local first = i + 5
+  local last = first + (tonumber(r[i + 4]) - 1) * 11
+  i = last + 11
 
--- the job an idempotency key already names, by an earlier call or an earlier request of this
--- one: {id, fingerprint} or nil
-local function prior(tenant, key)
-  local f = redis.call('HMGET', IDEM .. tenant .. ':' .. key, 'job', 'fp')
-  if f[1] then
-    return {f[1], f[2]}
-  end
-end
-
--- nil when the request may go ahead (then also the fresh job count and the tenant's rolling
--- minute), else its refusal; `replays` gets the original ids by record position
-local function admit(tenant, rpm, max_active, check_ids, first, n, replays)
-  local fresh, keys, ids = 0, {}, {}
-  for i = first, first + (n - 1) * 11, 11 do
-    local key, fp = r[i + 9], r[i + 10]
-    local earlier = key ~= '' and (keys[r[i + 1] .. ':' .. key] or prior(r[i + 1], key))
-    if earlier then
-      if earlier[2] ~= fp then
-        return {'idempotency_mismatch', key}
+  -- admission, which changes nothing: each record is either the replay of the job its
+  -- idempotency key already names (replays: record position -> that job's id), by an earlier
+  -- call or an earlier record of this request (named), or a fresh job; then the tenant's limits
+  local refusal, fresh, replays, named, ids = nil, 0, nil, nil, nil
+  for j = first, last, 11 do
+    local key, earlier = r[j + 9], nil
+    if key ~= '' then
+      local full = IDEM .. r[j + 1] .. ':' .. key
+      named = named or {}
+      earlier = named[full]
+      if not earlier then
+        local f = redis.call('HMGET', full, 'job', 'fp')
+        earlier = f[1] and f
       end
-      replays[i] = earlier[1]
-    else
-      if key ~= '' then
-        keys[r[i + 1] .. ':' .. key] = {r[i], fp}
+      if earlier and earlier[2] ~= r[j + 10] then
+        refusal = {'idempotency_mismatch', key}
+        break
+      elseif earlier then
+        replays = replays or {}
+        replays[j] = earlier[1]
+      else
+        named[full] = {r[j], r[j + 10]}
       end
-      if check_ids == '1' and (ids[r[i]] or redis.call('EXISTS', JOB .. r[i]) == 1) then
-        return {'exists', r[i]}
+    end
+    if not earlier then
+      if check_ids == '1' then
+        ids = ids or {}
+        if ids[r[j]] or redis.call('EXISTS', JOB .. r[j]) == 1 then
+          refusal = {'exists', r[j]}
+          break
+        end
+        ids[r[j]] = true
       end
-      ids[r[i]] = true
       fresh = fresh + 1
     end
   end
-  if max_active ~= '' and fresh > 0 then
+  if not refusal and max_active ~= '' and fresh > 0 then
     local active = active_count(tenant)
     if active + fresh > tonumber(max_active) then
-      return {'over_active', max_active, active, fresh}
+      refusal = {'over_active', max_active, active, fresh}
     end
   end
-  local used, buckets = 0, {}
-  if rpm ~= '' then
+  local used, buckets = 0, nil -- the tenant's rolling minute (tenants.lua)
+  if not refusal and rpm ~= '' then
     local limit = tonumber(rpm)
     used, buckets = rpm_window(tenant, now)
     if fresh > 0 and used + fresh > limit then
-      return {'over_rpm', limit, math.max(0, limit - used), rpm_frees_in(buckets, 1, now),
+      refusal = {'over_rpm', limit, math.max(0, limit - used), rpm_frees_in(buckets, 1, now),
         rpm_frees_in(buckets, used + fresh - limit, now)}
     end
   end
-  return nil, fresh, used, buckets
-end
 
-local function create(i)
-  local id, tenant, queue = r[i], r[i + 1], r[i + 2]
-  if not queues[queue] then
-    redis.call('SADD', QUEUES, queue)
-    queues[queue] = true
-  end
-  local due = tonumber(r[i + 8]) or now + tonumber(r[i + 7])
-  local status, field, value
-  if due > now then
-    status, field, value = 'scheduled', 'run_at', fmt(due)
-    schedule(id, nil, queue, tenant, due)
-  else
-    status, field, value = 'pending', 'entry', enqueue(id, nil, queue, tenant)
-  end
-  local record = {'id', id, 'tenant', tenant, 'queue', queue, 'type', r[i + 3],
-    'payload', r[i + 4], 'attempts', '0', 'max_attempts', r[i + 5], 'timeout_s', r[i + 6],
-    'created_at', created, 'status', status, field, value}
-  local key = r[i + 9]
-  if key ~= '' then
-    local full = IDEM .. tenant .. ':' .. key
-    record[23], record[24] = 'idempotency_key', key -- written with the record: one HSET
-    redis.call('HSET', full, 'job', id, 'fp', r[i + 10])
-    redis.call('EXPIRE', full, IDEM_TTL)
-  end
-  redis.call('HSET', JOB .. id, unpack(record))
-  redis.call('ZADD', TENANT .. tenant .. ':jobs', created, id)
-  made[tenant] = (made[tenant] or 0) + 1
-  return {id, status, created, status == 'scheduled' and value or '', 0}
-end
-
--- the recent-jobs index keeps at most LIST_INDEX_MAX entries, and a tenant quiet for RESULT_TTL
--- (when its every job record has expired) leaves no index behind. Entries of expired records
--- in between are dropped by the listing that meets them (list_jobs.lua).
-local function trim_index(tenant)
-  local index = TENANT .. tenant .. ':jobs'
-  redis.call('EXPIRE', index, RESULT_TTL)
-  -- all but the newest LIST_INDEX_MAX: a no-op while under, so no ZCARD is needed to decide
-  redis.call('ZREMRANGEBYRANK', index, '0', TRIM_BELOW)
-end
-
-local out = {}
-local i = 1
-while i < #r do
-  local tenant, rpm, max_active, check_ids, n = r[i], r[i + 1], r[i + 2], r[i + 3], tonumber(r[i + 4])
-  local first = i + 5
-  local replays = {}
-  local refusal, fresh, used, buckets = admit(tenant, rpm, max_active, check_ids, first, n, replays)
   if refusal then
     out[#out + 1] = refusal
   else
-    local jobs = {}
-    for j = first, first + (n - 1) * 11, 11 do
-      if replays[j] then
-        jobs[#jobs + 1] = {replays[j], '', '', '', 1}
+    -- the jobs, in request order; made: tenant -> jobs created for it
+    local jobs, made = {}, {}
+    for j = first, last, 11 do
+      local replay = replays and replays[j]
+      if replay then
+        jobs[#jobs + 1] = {replay, '', '', '', 1}
       else
-        jobs[#jobs + 1] = create(j)
+        local id, owner, queue, key = r[j], r[j + 1], r[j + 2], r[j + 9]
+        if not queues[queue] then
+          redis.call('SADD', QUEUES, queue)
+          queues[queue] = true
+        end
+        local due = tonumber(r[j + 8]) or now + tonumber(r[j + 7])
+        local status, field, value
+        if due > now then
+          status, field, value = 'scheduled', 'run_at', fmt(due)
+          schedule(id, nil, queue, owner, due)
+        else
+          status, field, value = 'pending', 'entry', enqueue(id, nil, queue, owner)
+        end
+        local record = {'id', id, 'tenant', owner, 'queue', queue, 'type', r[j + 3],
+          'payload', r[j + 4], 'attempts', '0', 'max_attempts', r[j + 5], 'timeout_s', r[j + 6],
+          'created_at', created, 'status', status, field, value}
+        if key ~= '' then
+          local full = IDEM .. owner .. ':' .. key
+          record[23], record[24] = 'idempotency_key', key -- written with the record: one HSET
+          redis.call('HSET', full, 'job', id, 'fp', r[j + 10])
+          redis.call('EXPIRE', full, IDEM_TTL)
+        end
+        redis.call('HSET', JOB .. id, unpack(record))
+        redis.call('ZADD', TENANT .. owner .. ':jobs', created, id)
+        made[owner] = (made[owner] or 0) + 1
+        jobs[#jobs + 1] = {id, status, created, status == 'scheduled' and value or '', 0}
       end
     end
     -- taken per request: the next request of this call must see these jobs as active
@@ -133,7 +124,6 @@ while i < #r do
       take_active(owner, count)
       grown[owner] = true
     end
-    made = {}
     local remaining, reset = -1, 0
     if rpm ~= '' then
       if fresh > 0 then
@@ -145,9 +135,15 @@ while i < #r do
     end
     out[#out + 1] = {'ok', rpm, remaining, reset, jobs}
   end
-  i = first + n * 11
 end
-for tenant in pairs(grown) do
-  trim_index(tenant)
+
+-- the recent-jobs index keeps at most LIST_INDEX_MAX entries (ranks below TRIM_BELOW go: a
+-- no-op while under, so no ZCARD is needed to decide), and a tenant quiet for RESULT_TTL (when
+-- its every job record has expired) leaves no index behind. Entries of expired records in
+-- between are dropped by the listing that meets them (list_jobs.lua).
+for owner in pairs(grown) do
+  local index = TENANT .. owner .. ':jobs'
+  redis.call('EXPIRE', index, RESULT_TTL)
+  redis.call('ZREMRANGEBYRANK', index, '0', TRIM_BELOW)
 end
 return done(out)
