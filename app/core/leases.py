@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from app.core.frozen import frozen
 from app.core.keys import GROUP, Keys
 from app.core.scripts import Script, Scripts, pack
 from app.core.settings import CoreSettings
@@ -25,7 +26,7 @@ BATCH = 500
 N = TypeVar("N", int, float)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Lease:
     """One running attempt, as handed to the worker by start or claim."""
 
@@ -68,7 +69,7 @@ class LeaseState(IntEnum):
     CANCEL_REQUESTED = 2
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Result:
     """How an attempt ended: ``data`` is the result or error as JSON text."""
 

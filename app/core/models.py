@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import reprlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from app.core.errors import InvalidRequest
+from app.core.frozen import frozen
 
 
 class JobStatus(StrEnum):
@@ -78,7 +78,7 @@ IdempotencyKey = Annotated[
 
 
 @with_config(ConfigDict(strict=True, revalidate_instances="always"))
-@dataclass(frozen=True, slots=True)
+@frozen
 class JobSpec:
     """A job to submit. ``payload`` is any JSON-serialisable value.
 
@@ -101,7 +101,7 @@ class JobSpec:
     idempotency_key: IdempotencyKey | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckedSpec(JobSpec):
     """A spec whose fields were held to at least :func:`checked`'s rules where it was built (the
     API's request schemas do so), so that :func:`checked` passes it on as it is: a request is
@@ -150,7 +150,7 @@ def _json(raw: str | None) -> Any:
     return None if raw is None or raw == "" else orjson.loads(raw)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Job:
     """A job record as stored in ``P:job:<id>`` (timestamps in ms, server clock)."""
 
@@ -197,23 +197,24 @@ class Job:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The job as the API shows it."""
+        """The job as the API shows it. Built per job of every answer, so the status stays the
+        member (a ``str``, which JSON encodes as its value) and unset times skip ``iso``."""
         return {
             "id": self.id,
             "tenant": self.tenant,
             "queue": self.queue,
             "type": self.type,
             "payload": self.payload,
-            "status": self.status.value,
+            "status": self.status,
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
             "timeout_s": self.timeout_s,
             "result": self.result,
             "error": self.error,
             "created_at": iso(self.created_at),
-            "run_at": iso(self.run_at),
-            "started_at": iso(self.started_at),
-            "finished_at": iso(self.finished_at),
+            "run_at": iso(self.run_at) if self.run_at else None,
+            "started_at": iso(self.started_at) if self.started_at else None,
+            "finished_at": iso(self.finished_at) if self.finished_at else None,
             "worker": self.worker,
             "cancel_requested": self.cancel_requested,
             "idempotency_key": self.idempotency_key,

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from app.core.frozen import frozen
 from app.core.keys import Keys
 from app.core.models import Job, JobSpec
 
@@ -34,7 +35,7 @@ UNLIMITED = Limits()
 """What the core's own callers (``submit``, ``submit_many``) are held to."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SubmitRequest:
     """Jobs admitted all together or not at all; with limits, all of one tenant's."""
 
@@ -42,7 +43,7 @@ class SubmitRequest:
     limits: Limits = UNLIMITED
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Quota:
     """The rolling-minute limit after an admitted request (the ``RateLimit-*`` headers)."""
 
@@ -51,7 +52,7 @@ class Quota:
     reset_s: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Admitted:
     """An admitted request's jobs in request order; ``replayed[i]``: job ``i`` is the one an
     earlier request with the same idempotency key created."""
