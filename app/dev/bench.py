@@ -82,6 +82,9 @@ class Figures:
     ping_per_s: float
     """Awaited ``PING``s one after another on the same kind of connection: the round trip alone,
     the ceiling for single submits on this machine."""
+    xadd_per_s: float
+    """Awaited bare ``XADD``s through redis-py, one after another: a queue with no record, no
+    event and no limits, the yardstick single submits were set against."""
     redis_us_per_single_submit: float
     script_us_per_single_submit: float
     """The submit script's own run time (``INFO commandstats``): steadier than the server's CPU on
@@ -242,6 +245,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         raise BenchError("no latency job has a finish time")
     single_per_s, redis_us, script_us = await _single_submits(queue, options.single_jobs)
     ping_per_s = await _pings(queue.redis, options.single_jobs)
+    xadd_per_s = await _bare_xadds(queue, options.single_jobs)
 
     return Figures(
         jobs=n,
@@ -255,6 +259,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         latency_max_ms=round(latencies[-1], 3),
         single_submit_per_s=single_per_s,
         ping_per_s=ping_per_s,
+        xadd_per_s=xadd_per_s,
         redis_us_per_single_submit=redis_us,
         script_us_per_single_submit=script_us,
         redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
@@ -290,6 +295,18 @@ async def _pings(redis: Redis, n: int) -> float:
     for _ in range(n):
         await lane.call("PING")
     return round(n / (time.perf_counter() - started), 1)
+
+
+async def _bare_xadds(queue: Queue, n: int) -> float:
+    """Awaited ``XADD``s per second, each a bare command through redis-py's own client, to a
+    stream under the bench's prefix that is deleted afterwards."""
+    stream = queue.keys.queue("bench-bare-xadd")
+    started = time.perf_counter()
+    for _ in range(n):
+        await queue.redis.xadd(stream, {"j": "x"})
+    seconds = time.perf_counter() - started
+    await queue.redis.delete(stream)
+    return round(n / seconds, 1)
 
 
 async def _redis_cpu_s(redis: Redis) -> float:
@@ -396,6 +413,7 @@ def _table(f: Figures) -> str:
         ("latency max", f"{f.latency_max_ms:.2f} ms"),
         ("single submit", f"{f.single_submit_per_s:,.0f} jobs/s  (one awaited call after another)"),
         ("round trip", f"{f.ping_per_s:,.0f} PINGs/s  (the same way: the single submit's ceiling)"),
+        ("bare XADD", f"{f.xadd_per_s:,.0f} /s  (redis-py, awaited: no record, event or limit)"),
         (
             "redis cpu",
             f"{f.redis_us_per_single_submit:.0f} µs per single submit  "

@@ -20,6 +20,7 @@ FIGURES = (
     "enqueue_per_s",
     "single_submit_per_s",
     "ping_per_s",
+    "xadd_per_s",
     "redis_us_per_single_submit",
     "script_us_per_single_submit",
     "process_per_s",
