@@ -12,6 +12,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 from typing import Any, NoReturn, TextIO
 
@@ -243,9 +244,7 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     latencies = sorted(float(r[3]) - float(r[1]) for r in latency_rows if r[1] and r[3])
     if not latencies:
         raise BenchError("no latency job has a finish time")
-    single_per_s, redis_us, script_us = await _single_submits(queue, options.single_jobs)
-    ping_per_s = await _pings(queue.redis, options.single_jobs)
-    xadd_per_s = await _bare_xadds(queue, options.single_jobs)
+    awaited = await _awaited_calls(queue, options.single_jobs)
 
     return Figures(
         jobs=n,
@@ -257,11 +256,11 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
         latency_p50_ms=round(_percentile(latencies, 50), 3),
         latency_p99_ms=round(_percentile(latencies, 99), 3),
         latency_max_ms=round(latencies[-1], 3),
-        single_submit_per_s=single_per_s,
-        ping_per_s=ping_per_s,
-        xadd_per_s=xadd_per_s,
-        redis_us_per_single_submit=redis_us,
-        script_us_per_single_submit=script_us,
+        single_submit_per_s=awaited.submit_per_s,
+        ping_per_s=awaited.ping_per_s,
+        xadd_per_s=awaited.xadd_per_s,
+        redis_us_per_single_submit=awaited.redis_us_per_submit,
+        script_us_per_single_submit=awaited.script_us_per_submit,
         redis_bytes_per_job=round((memory_after - memory_before) / n, 1),
         succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in rows),
         latency_succeeded=sum(r[0] == JobStatus.SUCCEEDED for r in latency_rows),
@@ -272,52 +271,66 @@ async def _phases(options: Options, queue: Queue, workers: WorkerFleet) -> Figur
     )
 
 
-async def _single_submits(queue: Queue, n: int) -> tuple[float, float, float]:
-    """Awaited single submits one after another: (jobs per second, Redis CPU µs per submit, µs
-    the server spent in the script per call)."""
-    log.info("single submits", jobs=n)
-    cpu_before = await _redis_cpu_s(queue.redis)
-    calls_before, usec_before = await _script_calls(queue.redis)
-    started = time.perf_counter()
-    for _ in range(n):
-        await queue.submit(JobSpec(type="noop", queue=SINGLE_QUEUE))
-    seconds = time.perf_counter() - started
-    cpu_s = await _redis_cpu_s(queue.redis) - cpu_before
-    calls, usec = await _script_calls(queue.redis)
-    script_us = (usec - usec_before) / max(1, calls - calls_before)
-    return round(n / seconds, 1), round(cpu_s / n * 1e6, 1), round(script_us, 1)
+ROUNDS = 5
+"""Single submits, PINGs and bare XADDs take turns in this many rounds: the machine's pace swings
+within minutes, and taking turns lets a swing weigh on all three alike."""
 
 
-async def _pings(redis: Redis, n: int) -> float:
-    """Awaited ``PING``s per second over a lane, as a lone script call travels."""
-    lane = Lane(redis)
-    started = time.perf_counter()
-    for _ in range(n):
-        await lane.call("PING")
-    return round(n / (time.perf_counter() - started), 1)
+@dataclasses.dataclass(frozen=True, slots=True)
+class Awaited:
+    """Calls awaited one after another, per second, and what each submit cost Redis."""
+
+    submit_per_s: float
+    ping_per_s: float
+    xadd_per_s: float
+    redis_us_per_submit: float
+    script_us_per_submit: float
 
 
-async def _bare_xadds(queue: Queue, n: int) -> float:
-    """Awaited ``XADD``s per second, each a bare command through redis-py's own client, to a
-    stream under the bench's prefix that is deleted afterwards."""
+async def _awaited_calls(queue: Queue, n: int) -> Awaited:
+    """About ``n`` of each, in :data:`ROUNDS` turns: single submits; PINGs over a lane, as a lone
+    script call travels (the round trip alone); bare XADDs through redis-py's own client to a
+    stream under the bench's prefix, deleted afterwards."""
+    log.info("awaited calls", each=n, rounds=ROUNDS)
+    lane = Lane(queue.redis)
     stream = queue.keys.queue("bench-bare-xadd")
-    started = time.perf_counter()
-    for _ in range(n):
-        await queue.redis.xadd(stream, {"j": "x"})
-    seconds = time.perf_counter() - started
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "submit": lambda: queue.submit(JobSpec(type="noop", queue=SINGLE_QUEUE)),
+        "ping": lambda: lane.call("PING"),
+        "xadd": lambda: queue.redis.xadd(stream, {"j": "x"}),
+    }
+    per_round = max(1, n // ROUNDS)
+    seconds = dict.fromkeys(calls, 0.0)
+    submit_costs = [0.0, 0.0, 0.0]  # Redis CPU s, script calls, µs in scripts
+    for _ in range(ROUNDS):
+        for name, call in calls.items():
+            before = await _redis_costs(queue.redis)
+            started = time.perf_counter()
+            for _ in range(per_round):
+                await call()
+            seconds[name] += time.perf_counter() - started
+            if name == "submit":
+                after = await _redis_costs(queue.redis)
+                spent = zip(submit_costs, after, before, strict=True)
+                submit_costs = [total + a - b for total, a, b in spent]
     await queue.redis.delete(stream)
-    return round(n / seconds, 1)
+    done = per_round * ROUNDS
+    cpu_s, script_calls, script_usec = submit_costs
+    return Awaited(
+        submit_per_s=round(done / seconds["submit"], 1),
+        ping_per_s=round(done / seconds["ping"], 1),
+        xadd_per_s=round(done / seconds["xadd"], 1),
+        redis_us_per_submit=round(cpu_s / done * 1e6, 1),
+        script_us_per_submit=round(script_usec / max(1, script_calls), 1),
+    )
 
 
-async def _redis_cpu_s(redis: Redis) -> float:
+async def _redis_costs(redis: Redis) -> tuple[float, float, float]:
+    """The server's CPU seconds so far, its ``EVALSHA`` calls and the µs it spent running them."""
     cpu = await _info(redis, "cpu")
-    return float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-
-
-async def _script_calls(redis: Redis) -> tuple[int, int]:
-    """``EVALSHA`` calls so far and the µs the server spent running them."""
     stats = (await _info(redis, "commandstats")).get("cmdstat_evalsha", {})
-    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+    cpu_s = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    return cpu_s, float(stats.get("calls", 0)), float(stats.get("usec", 0))
 
 
 class Progress:
