@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -37,6 +38,7 @@ class RedisServer:
         appendonly: bool = False,
         own_process_group: bool = False,
         die_with_parent: bool = False,
+        wrapper: Sequence[str] = (),
     ) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
@@ -52,6 +54,8 @@ class RedisServer:
         # ends when this process does, even by SIGKILL: start it from the main thread then
         # (see app.process.children)
         self.die_with_parent = die_with_parent
+        # a command the server runs under (``app.dev.script_cost``: valgrind)
+        self.wrapper = list(wrapper)
         self.dir = Path(tempfile.mkdtemp(prefix="tide-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -61,6 +65,7 @@ class RedisServer:
 
     def start(self, timeout_s: float = 10.0) -> RedisServer:
         args = [
+            *self.wrapper,
             self.binary,
             "--port", str(self.port),
             "--bind", "127.0.0.1",
