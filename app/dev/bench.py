@@ -304,15 +304,14 @@ async def _awaited_calls(queue: Queue, n: int) -> Awaited:
     submit_costs = [0.0, 0.0, 0.0]  # Redis CPU s, script calls, µs in scripts
     for _ in range(ROUNDS):
         for name, call in calls.items():
-            before = await _redis_costs(queue.redis)
+            before = await _redis_costs(queue.redis) if name == "submit" else None
             started = time.perf_counter()
             for _ in range(per_round):
                 await call()
             seconds[name] += time.perf_counter() - started
-            if name == "submit":
-                after = await _redis_costs(queue.redis)
-                spent = zip(submit_costs, after, before, strict=True)
-                submit_costs = [total + a - b for total, a, b in spent]
+            if before is not None:
+                spent = zip(submit_costs, await _redis_costs(queue.redis), before, strict=True)
+                submit_costs = [total + end - start for total, end, start in spent]
     await queue.redis.delete(stream)
     done = per_round * ROUNDS
     cpu_s, script_calls, script_usec = submit_costs

@@ -27,6 +27,7 @@ from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.core.settings import CoreSettings
 from app.dev.redis_server import RedisServer
+from app.process.startup import positive_int
 
 QUEUE = "script-cost"
 WARM_UP = 100
@@ -128,9 +129,9 @@ def _total(dump: Path) -> int | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app.dev.script_cost", description=__doc__)
-    parser.add_argument("--singles", type=int, default=1000, help="single submits (1000)")
-    parser.add_argument("--batches", type=int, default=20, help="submit_many calls (20)")
-    parser.add_argument("--batch-size", type=int, default=100, help="jobs a batch (100)")
+    parser.add_argument("--singles", type=positive_int, default=1000, help="single submits (1000)")
+    parser.add_argument("--batches", type=positive_int, default=20, help="submit_many calls (20)")
+    parser.add_argument("--batch-size", type=positive_int, default=100, help="jobs a batch (100)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
