@@ -1,5 +1,6 @@
-"""``python -m app.dev.script_cost``: the instructions Redis runs per single submit and per job of
-a batch, counted by valgrind's callgrind on a private redis-server.
+"""``python -m app.dev.script_cost``: the instructions Redis runs per single submit, per job of a
+batch, and per request of an API group commit, counted by valgrind's callgrind on a private
+redis-server.
 
 Timings on a shared or virtual machine swing by half within minutes; an instruction count does
 not, so a change to a script, or to what the client sends it, is compared by this count. Each
@@ -21,11 +22,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
+from redis.asyncio import Redis
 
 from app.core.models import JobSpec
 from app.core.queue import Queue
 from app.core.redis_client import connect
 from app.core.settings import CoreSettings
+from app.core.tenants import Limits, SubmitRequest
 from app.dev.redis_server import RedisServer
 from app.process.startup import positive_int
 
@@ -33,6 +36,9 @@ QUEUE = "script-cost"
 WARM_UP = 100
 """Single submits before counting: the scripts are loaded and the server's tables have grown."""
 DUMP_WAIT_S = 30.0
+TENANT = "script-cost"
+LIMITS = Limits(rpm=10**9, max_active=10**9)
+"""Limits that admit everything but are still checked, as every API request's are."""
 
 
 class ScriptCostError(RuntimeError):
@@ -41,14 +47,17 @@ class ScriptCostError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Costs:
-    """Instructions the server ran, per awaited single submit and per job of a batch."""
+    """Instructions the server ran, per awaited single submit, per job of a batch, and per
+    request of a group commit (one job each, the tenant's limits checked against a full minute)."""
 
     single_submit: int
     batch_job: int
     batch_size: int
+    grouped_request: int
+    group_size: int
 
 
-async def measure(singles: int, batches: int, batch_size: int) -> Costs:
+async def measure(singles: int, batches: int, batch_size: int, group_size: int) -> Costs:
     valgrind = shutil.which("valgrind")
     control = shutil.which("callgrind_control")
     if valgrind is None or control is None:
@@ -61,6 +70,7 @@ async def measure(singles: int, batches: int, batch_size: int) -> Costs:
             redis = connect(server.url, socket_timeout_s=60.0)
             queue = Queue(redis, CoreSettings())
             spec = JobSpec(type="noop", queue=QUEUE)
+            tenant_spec = JobSpec(type="noop", queue=QUEUE, tenant=TENANT)
             try:
                 for _ in range(WARM_UP):
                     await queue.submit(spec)
@@ -71,15 +81,30 @@ async def measure(singles: int, batches: int, batch_size: int) -> Costs:
                 async def batch() -> object:
                     return await queue.submit_many([spec] * batch_size)
 
+                grouped = [SubmitRequest([tenant_spec], LIMITS)] * group_size
+
+                async def group() -> object:
+                    return await queue.admit_many(grouped)
+
                 single_total = await counter.count(single, singles)
                 batch_total = await counter.count(batch, batches)
+                await _fill_minute(redis, queue.keys.tenant_rpm(TENANT))
+                group_total = await counter.count(group, batches)
             finally:
                 await redis.aclose()
     return Costs(
         single_submit=round(single_total / singles),
         batch_job=round(batch_total / (batches * batch_size)),
         batch_size=batch_size,
+        grouped_request=round(group_total / (batches * group_size)),
+        group_size=group_size,
     )
+
+
+async def _fill_minute(redis: Redis, key: str) -> None:
+    """A submission in each second of the tenant's rolling minute, as under steady load."""
+    seconds, _ = await redis.time()
+    await redis.hset(key, mapping={str(seconds - ago): 1 for ago in range(60)})
 
 
 class _Counter:
@@ -132,10 +157,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--singles", type=positive_int, default=1000, help="single submits (1000)")
     parser.add_argument("--batches", type=positive_int, default=20, help="submit_many calls (20)")
     parser.add_argument("--batch-size", type=positive_int, default=100, help="jobs a batch (100)")
+    parser.add_argument("--group-size", type=positive_int, default=20, help="requests a group (20)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
     try:
-        costs = asyncio.run(measure(args.singles, args.batches, args.batch_size))
+        costs = asyncio.run(measure(args.singles, args.batches, args.batch_size, args.group_size))
     except ScriptCostError as exc:
         sys.exit(f"script_cost: {exc}")
     if args.json:
@@ -143,6 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         print(f"single submit  {costs.single_submit:,} instructions")
         print(f"batch job      {costs.batch_job:,} instructions ({costs.batch_size} a batch)")
+        print(
+            f"group request  {costs.grouped_request:,} instructions"
+            f" ({costs.group_size} a group commit, the tenant's limits checked)"
+        )
 
 
 if __name__ == "__main__":

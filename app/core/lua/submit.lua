@@ -21,7 +21,11 @@ local IDEM_TTL, TRIM_BELOW = ARGV[FIRST], ARGV[FIRST + 1]
 local r = records(ARGV[FIRST + 2])
 local now = now_ms()
 local created = fmt(now)
-local out, queues, grown = {}, {}, {} -- grown: the tenants whose recent-jobs index grew
+local out, queues = {}, {}
+-- a tenant's counters are read once per call, kept current here as its requests are admitted,
+-- and written once at the end: active_of (tenant -> active jobs, as of the call's end),
+-- taken (tenant -> the jobs this call made for it), windows (tenant -> its rolling minute)
+local active_of, taken, windows = {}, {}, {}
 local i = 1
 while i < #r do
   local tenant, rpm, max_active, check_ids = r[i], r[i + 1], r[i + 2], r[i + 3]
@@ -66,18 +70,21 @@ while i < #r do
     end
   end
   if not refusal and max_active ~= '' and fresh > 0 then
-    local active = active_count(tenant)
+    active_of[tenant] = active_of[tenant] or active_count(tenant) + (taken[tenant] or 0)
+    local active = active_of[tenant]
     if active + fresh > tonumber(max_active) then
       refusal = {'over_active', max_active, active, fresh}
     end
   end
-  local used, buckets = 0, nil -- the tenant's rolling minute (tenants.lua)
+  local window = nil -- the tenant's rolling minute (tenants.lua)
   if not refusal and rpm ~= '' then
     local limit = tonumber(rpm)
-    used, buckets = rpm_window(tenant, now)
+    window = windows[tenant] or rpm_window(tenant, now)
+    windows[tenant] = window
+    local used = window.used
     if fresh > 0 and used + fresh > limit then
-      refusal = {'over_rpm', limit, math.max(0, limit - used), rpm_frees_in(buckets, 1, now),
-        rpm_frees_in(buckets, used + fresh - limit, now)}
+      refusal = {'over_rpm', limit, math.max(0, limit - used), rpm_frees_in(window, 1, now),
+        rpm_frees_in(window, used + fresh - limit, now)}
     end
   end
 
@@ -119,19 +126,18 @@ while i < #r do
         jobs[#jobs + 1] = {id, status, created, status == 'scheduled' and value or '', 0}
       end
     end
-    -- taken per request: the next request of this call must see these jobs as active
+    -- the next request of this call sees these jobs as active
     for owner, count in pairs(made) do
-      take_active(owner, count)
-      grown[owner] = true
+      taken[owner] = (taken[owner] or 0) + count
+      active_of[owner] = active_of[owner] and active_of[owner] + count
     end
     local remaining, reset = -1, 0
-    if rpm ~= '' then
+    if window then
       if fresh > 0 then
-        count_rpm(tenant, fresh, now)
-        buckets[#buckets + 1] = {math.floor(now / 1000), fresh}
+        count_rpm(window, fresh, now)
       end
-      remaining = math.max(0, tonumber(rpm) - used - fresh)
-      reset = #buckets > 0 and rpm_frees_in(buckets, 1, now) or 0
+      remaining = math.max(0, tonumber(rpm) - window.used)
+      reset = window.used > 0 and rpm_frees_in(window, 1, now) or 0
     end
     out[#out + 1] = {'ok', rpm, remaining, reset, jobs}
   end
@@ -141,9 +147,15 @@ end
 -- no-op while under, so no ZCARD is needed to decide), and a tenant quiet for RESULT_TTL (when
 -- its every job record has expired) leaves no index behind. Entries of expired records in
 -- between are dropped by the listing that meets them (list_jobs.lua).
-for owner in pairs(grown) do
+for owner, count in pairs(taken) do
+  take_active(owner, count)
   local index = TENANT .. owner .. ':jobs'
   redis.call('EXPIRE', index, RESULT_TTL)
   redis.call('ZREMRANGEBYRANK', index, '0', TRIM_BELOW)
+end
+for tenant, window in pairs(windows) do
+  if window.added > 0 then
+    save_rpm(tenant, window, now)
+  end
 end
 return done(out)

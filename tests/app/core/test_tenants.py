@@ -20,7 +20,7 @@ from app.core.errors import (
 from app.core.leases import Outcome, Result
 from app.core.models import JobSpec, JobStatus
 from app.core.queue import Queue
-from app.core.tenants import Limits, SubmitRequest, Usage, fingerprint, usage
+from app.core.tenants import Admitted, Limits, SubmitRequest, Usage, fingerprint, usage
 from tests.app.conftest import LEASE_S, MakeLeases, take
 
 
@@ -141,6 +141,32 @@ async def test_submissions_from_a_minute_ago_leave_the_window(
     admitted = await queue.admit(SubmitRequest(jobs(2), Limits(rpm=2)))
     assert admitted.quota is not None
     assert admitted.quota.remaining == 0
+
+
+async def test_requests_in_one_call_share_the_rolling_minute(
+    any_redis: Redis, queue: Queue
+) -> None:
+    results = await queue.admit_many([SubmitRequest(jobs(1), Limits(rpm=3)) for _ in range(4)])
+    quotas = [r.quota.remaining for r in results if isinstance(r, Admitted) and r.quota]
+    assert quotas == [2, 1, 0]
+    assert isinstance(results[3], RateLimited)
+    counted = await any_redis.hvals(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
+    assert [int(n) for n in counted] == [3]
+
+
+async def test_the_oldest_second_of_the_minute_says_when_a_slot_frees(
+    any_redis: Redis, queue: Queue
+) -> None:
+    now_s, _ = await any_redis.time()
+    window = queue.keys.tenant_rpm("acme")
+    # written newest first: the window is found by second, not by the hash's order
+    await any_redis.hset(window, mapping={str(now_s - 10): 1, str(now_s - 40): 1})
+    with pytest.raises(RateLimited) as refused:
+        await queue.admit(SubmitRequest(jobs(1), Limits(rpm=2)))
+    assert 18 <= refused.value.retry_after_s <= 21  # the second 40 s ago leaves in 20 s
+    admitted = await queue.admit(SubmitRequest(jobs(1), Limits(rpm=3)))
+    assert admitted.quota is not None
+    assert 18 <= admitted.quota.reset_s <= 21
 
 
 # -- idempotency --------------------------------------------------------------------------------

@@ -25,43 +25,56 @@ local function release_active(tenant)
   end
 end
 
--- the tenant's submissions in the rolling minute before `now` (ms): {used, buckets oldest first
--- as {second, count}}; buckets that left the window are deleted
+-- the tenant's rolling minute before `now` (ms): {used = submissions in it, counts = second ->
+-- submissions, since = the last second outside it, added = submissions this call counted};
+-- seconds that left it are deleted. One read serves a whole call (its requests share `now`;
+-- count_rpm keeps it current, save_rpm writes it back): under steady load the minute holds 60
+-- seconds, and reading them per request of a group commit cost more than the rest of the
+-- request. Seconds are looked up by number, never sorted.
 local function rpm_window(tenant, now)
   local key = TENANT .. tenant .. ':rpm'
-  local second = math.floor(now / 1000)
+  local since = math.floor(now / 1000) - RPM_WINDOW_S
   local flat = redis.call('HGETALL', key)
-  local used, buckets, old = 0, {}, {}
+  local used, counts, old = 0, {}, nil
   for j = 1, #flat, 2 do
-    local s, n = tonumber(flat[j]), tonumber(flat[j + 1])
-    if s <= second - RPM_WINDOW_S then
+    local s = tonumber(flat[j])
+    if s <= since then
+      old = old or {}
       old[#old + 1] = flat[j]
     else
+      local n = tonumber(flat[j + 1])
+      counts[s] = n
       used = used + n
-      buckets[#buckets + 1] = {s, n}
     end
   end
-  if #old > 0 then
+  if old then
     redis.call('HDEL', key, unpack(old))
   end
-  table.sort(buckets, function(a, b) return a[1] < b[1] end)
-  return used, buckets
+  return {used = used, counts = counts, since = since, added = 0}
 end
 
--- ms from `now` until `need` of the counted submissions have left the window
-local function rpm_frees_in(buckets, need, now)
-  local freed = 0
-  for _, b in ipairs(buckets) do
-    freed = freed + b[2]
+-- ms from `now` until `need` of the window's submissions have left it (a second counted ahead
+-- of the clock, after the clock stepped back, leaves last: the full minute)
+local function rpm_frees_in(window, need, now)
+  local freed, counts = 0, window.counts
+  for s = window.since + 1, window.since + RPM_WINDOW_S do
+    freed = freed + (counts[s] or 0)
     if freed >= need then
-      return math.max(0, (b[1] + RPM_WINDOW_S) * 1000 - now)
+      return math.max(0, (s + RPM_WINDOW_S) * 1000 - now)
     end
   end
   return RPM_WINDOW_S * 1000
 end
 
-local function count_rpm(tenant, n, now)
+-- counted in the call's window; written once per call by save_rpm
+local function count_rpm(window, n, now)
+  local second = math.floor(now / 1000)
+  window.counts[second] = (window.counts[second] or 0) + n
+  window.used, window.added = window.used + n, window.added + n
+end
+
+local function save_rpm(tenant, window, now)
   local key = TENANT .. tenant .. ':rpm'
-  redis.call('HINCRBY', key, int(now / 1000), int(n))
+  redis.call('HINCRBY', key, int(math.floor(now / 1000)), int(window.added))
   redis.call('EXPIRE', key, int(RPM_WINDOW_S + 1))
 end
