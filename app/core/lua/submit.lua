@@ -83,7 +83,7 @@ while i < #r do
     windows[tenant] = window
     local used = window.used
     if fresh > 0 and used + fresh > limit then
-      refusal = {'over_rpm', limit, math.max(0, limit - used), rpm_frees_in(window, 1, now),
+      refusal = {'over_rpm', limit, math.max(0, limit - used), rpm_reset(window, now),
         rpm_frees_in(window, used + fresh - limit, now)}
     end
   end
@@ -137,7 +137,7 @@ while i < #r do
         count_rpm(window, fresh, now)
       end
       remaining = math.max(0, tonumber(rpm) - window.used)
-      reset = window.used > 0 and rpm_frees_in(window, 1, now) or 0
+      reset = rpm_reset(window, now)
     end
     out[#out + 1] = {'ok', rpm, remaining, reset, jobs}
   end
@@ -153,9 +153,7 @@ for owner, count in pairs(taken) do
   redis.call('EXPIRE', index, RESULT_TTL)
   redis.call('ZREMRANGEBYRANK', index, '0', TRIM_BELOW)
 end
-for tenant, window in pairs(windows) do
-  if window.added > 0 then
-    save_rpm(tenant, window, now)
-  end
+for _, window in pairs(windows) do
+  save_rpm(window, now)
 end
 return done(out)

@@ -135,9 +135,11 @@ async def test_submissions_from_a_minute_ago_leave_the_window(
     await queue.admit(SubmitRequest(jobs(2), Limits(rpm=2)))
     # age the tenant's seconds by a minute, as if they were sent then
     window = queue.keys.tenant_rpm("acme")
-    seconds: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
+    fields: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
     await any_redis.delete(window)
-    await any_redis.hset(window, mapping={str(int(s) - 61): n for s, n in seconds.items()})
+    aged = {"used": fields["used"], "oldest": str(int(fields["oldest"]) - 61)}
+    aged |= {str(int(s) - 61): n for s, n in fields.items() if s.isdigit()}
+    await any_redis.hset(window, mapping=aged)
     admitted = await queue.admit(SubmitRequest(jobs(2), Limits(rpm=2)))
     assert admitted.quota is not None
     assert admitted.quota.remaining == 0
@@ -150,8 +152,9 @@ async def test_requests_in_one_call_share_the_rolling_minute(
     quotas = [r.quota.remaining for r in results if isinstance(r, Admitted) and r.quota]
     assert quotas == [2, 1, 0]
     assert isinstance(results[3], RateLimited)
-    counted = await any_redis.hvals(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
-    assert [int(n) for n in counted] == [3]
+    window: dict[str, str] = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
+    second = window["oldest"]
+    assert window == {second: "3", "used": "3", "oldest": second}  # one write, summed up
 
 
 async def test_the_oldest_second_of_the_minute_says_when_a_slot_frees(
@@ -167,6 +170,37 @@ async def test_the_oldest_second_of_the_minute_says_when_a_slot_frees(
     admitted = await queue.admit(SubmitRequest(jobs(1), Limits(rpm=3)))
     assert admitted.quota is not None
     assert 18 <= admitted.quota.reset_s <= 21
+
+
+async def test_a_minute_written_without_its_summary_is_recounted(
+    any_redis: Redis, queue: Queue
+) -> None:
+    now_s, _ = await any_redis.time()
+    window = queue.keys.tenant_rpm("acme")
+    await any_redis.hset(window, mapping={str(now_s - 61): 5, str(now_s - 5): 1})
+    admitted = await queue.admit(SubmitRequest(jobs(1), Limits(rpm=3)))
+    assert admitted.quota is not None
+    assert admitted.quota.remaining == 1  # the second that left the window no longer counts
+    fields: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
+    assert str(now_s - 61) not in fields
+    assert (fields["used"], fields["oldest"]) == ("2", str(now_s - 5))
+
+
+async def test_a_minute_whose_every_second_left_leaves_no_key(
+    any_redis: Redis, queue: Queue
+) -> None:
+    spec = JobSpec(type="t", tenant="acme", idempotency_key="k1")
+    original = await queue.submit(spec)  # the core's own submit counts no minute
+    now_s, _ = await any_redis.time()
+    window = queue.keys.tenant_rpm("acme")
+    stale = {"used": 4, "oldest": now_s - 70, str(now_s - 70): 4}
+    await any_redis.hset(window, mapping=stale)  # type: ignore[arg-type]
+    # a replay submits nothing: the minute is recounted, found empty and deleted
+    replay = await queue.admit(SubmitRequest([spec], Limits(rpm=3)))
+    assert replay.jobs[0].id == original.id
+    assert replay.quota is not None
+    assert (replay.quota.remaining, replay.quota.reset_s) == (3, 0)
+    assert await any_redis.exists(window) == 0
 
 
 # -- idempotency --------------------------------------------------------------------------------
