@@ -136,10 +136,10 @@ class Queue:
 
     def _request_rows(self, request: SubmitRequest) -> list[list[Any]]:
         specs = request.specs
+        if len(specs) == 1:  # the API's single submit: one job is one tenant's
+            return [self._submit_row(specs[0], "")]
         if request.limits != UNLIMITED and len({spec.tenant for spec in specs}) > 1:
             raise InvalidRequest("a request with limits carries the jobs of one tenant")
-        if len(specs) == 1:
-            return [self._submit_row(specs[0], "")]
         return [self._submit_row(spec, f"job {i}: ") for i, spec in enumerate(specs)]
 
     async def _admit(
