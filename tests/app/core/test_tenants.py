@@ -157,13 +157,24 @@ async def test_requests_in_one_call_share_the_rolling_minute(
     assert window == {second: "3", "used": "3", "oldest": second}  # one write, summed up
 
 
+async def seed_minute(
+    redis: Redis, queue: Queue, ago: dict[int, int], summary: bool = False
+) -> int:
+    """acme's rolling minute: ``ago[s]`` submissions ``s`` seconds before Redis's clock (which
+    it returns), with the summary fields when asked."""
+    now_s: int = (await redis.time())[0]
+    fields: dict[str, int] = {str(now_s - s): n for s, n in ago.items()}
+    if summary:
+        fields |= {"used": sum(ago.values()), "oldest": now_s - max(ago)}
+    await redis.hset(queue.keys.tenant_rpm("acme"), mapping=fields)  # type: ignore[arg-type]
+    return now_s
+
+
 async def test_the_oldest_second_of_the_minute_says_when_a_slot_frees(
     any_redis: Redis, queue: Queue
 ) -> None:
-    now_s, _ = await any_redis.time()
-    window = queue.keys.tenant_rpm("acme")
     # written newest first: the window is found by second, not by the hash's order
-    await any_redis.hset(window, mapping={str(now_s - 10): 1, str(now_s - 40): 1})
+    await seed_minute(any_redis, queue, {10: 1, 40: 1})
     with pytest.raises(RateLimited) as refused:
         await queue.admit(SubmitRequest(jobs(1), Limits(rpm=2)))
     assert 18 <= refused.value.retry_after_s <= 21  # the second 40 s ago leaves in 20 s
@@ -175,13 +186,11 @@ async def test_the_oldest_second_of_the_minute_says_when_a_slot_frees(
 async def test_a_minute_written_without_its_summary_is_recounted(
     any_redis: Redis, queue: Queue
 ) -> None:
-    now_s, _ = await any_redis.time()
-    window = queue.keys.tenant_rpm("acme")
-    await any_redis.hset(window, mapping={str(now_s - 61): 5, str(now_s - 5): 1})
+    now_s = await seed_minute(any_redis, queue, {61: 5, 5: 1})
     admitted = await queue.admit(SubmitRequest(jobs(1), Limits(rpm=3)))
     assert admitted.quota is not None
     assert admitted.quota.remaining == 1  # the second that left the window no longer counts
-    fields: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
+    fields: dict[str, str] = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
     assert str(now_s - 61) not in fields
     assert (fields["used"], fields["oldest"]) == ("2", str(now_s - 5))
 
@@ -191,16 +200,13 @@ async def test_a_minute_whose_every_second_left_leaves_no_key(
 ) -> None:
     spec = JobSpec(type="t", tenant="acme", idempotency_key="k1")
     original = await queue.submit(spec)  # the core's own submit counts no minute
-    now_s, _ = await any_redis.time()
-    window = queue.keys.tenant_rpm("acme")
-    stale = {"used": 4, "oldest": now_s - 70, str(now_s - 70): 4}
-    await any_redis.hset(window, mapping=stale)  # type: ignore[arg-type]
+    await seed_minute(any_redis, queue, {70: 4}, summary=True)
     # a replay submits nothing: the minute is recounted, found empty and deleted
     replay = await queue.admit(SubmitRequest([spec], Limits(rpm=3)))
     assert replay.jobs[0].id == original.id
     assert replay.quota is not None
     assert (replay.quota.remaining, replay.quota.reset_s) == (3, 0)
-    assert await any_redis.exists(window) == 0
+    assert await any_redis.exists(queue.keys.tenant_rpm("acme")) == 0
 
 
 # -- idempotency --------------------------------------------------------------------------------
