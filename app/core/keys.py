@@ -153,6 +153,12 @@ class Keys:
         """Hash second -> submissions in that second, for the last minute (rolling RPM)."""
         return f"{self.tenant_prefix}{tenant}:rpm"
 
+    def tenant_rpm_summary(self, tenant: str) -> str:
+        """Hash ``used`` (submissions in the minute) and ``oldest`` (its oldest second): what a
+        submit reads instead of every second. A key of its own, so that a script of an earlier
+        release, which reads every field of ``tenant_rpm`` as a second, never meets it."""
+        return f"{self.tenant_prefix}{tenant}:rpm:summary"
+
     def tenant_dead(self, tenant: str) -> str:
         """Sorted set job id -> when its record expires (ms, server clock): the tenant's failed
         (dead-lettered) jobs; those whose time has not come are still kept, so retryable."""

@@ -2,8 +2,8 @@
 
 The limits live in Redis (``P:tenant:<t>:…``, kept by the scripts), so they hold across API
 replicas: ``active`` counts non-terminal jobs (released by the script that ends a job) and the
-rolling minute counts submissions per second for the last 60 seconds, on Redis's clock (with
-two summary fields, ``used`` and ``oldest``, that spare a submit reading every second).
+rolling minute counts submissions per second for the last 60 seconds, on Redis's clock (its
+summary, ``used`` and ``oldest``, spares a submit reading every second).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ async def usages(
         Usage(
             tenant,
             max(0, int(active or 0)),
-            sum(int(n) for s, n in rpm.items() if s.isdigit() and int(s) > since),
+            sum(int(n) for s, n in rpm.items() if int(s) > since),
         )
         for tenant, active, rpm in zip(tenants, replies[::2], replies[1::2], strict=True)
     ]

@@ -133,13 +133,13 @@ async def test_submissions_from_a_minute_ago_leave_the_window(
     any_redis: Redis, queue: Queue
 ) -> None:
     await queue.admit(SubmitRequest(jobs(2), Limits(rpm=2)))
-    # age the tenant's seconds by a minute, as if they were sent then
-    window = queue.keys.tenant_rpm("acme")
-    fields: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
+    # age the tenant's seconds and its summary by a minute, as if they were sent then
+    window, summary = queue.keys.tenant_rpm("acme"), queue.keys.tenant_rpm_summary("acme")
+    seconds: dict[str, str] = await any_redis.hgetall(window)  # type: ignore[misc]
+    oldest = int(await any_redis.hget(summary, "oldest"))  # type: ignore[misc]
     await any_redis.delete(window)
-    aged = {"used": fields["used"], "oldest": str(int(fields["oldest"]) - 61)}
-    aged |= {str(int(s) - 61): n for s, n in fields.items() if s.isdigit()}
-    await any_redis.hset(window, mapping=aged)
+    await any_redis.hset(window, mapping={str(int(s) - 61): n for s, n in seconds.items()})
+    await any_redis.hset(summary, "oldest", oldest - 61)  # type: ignore[misc]
     admitted = await queue.admit(SubmitRequest(jobs(2), Limits(rpm=2)))
     assert admitted.quota is not None
     assert admitted.quota.remaining == 0
@@ -152,21 +152,24 @@ async def test_requests_in_one_call_share_the_rolling_minute(
     quotas = [r.quota.remaining for r in results if isinstance(r, Admitted) and r.quota]
     assert quotas == [2, 1, 0]
     assert isinstance(results[3], RateLimited)
-    window: dict[str, str] = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
-    second = window["oldest"]
-    assert window == {second: "3", "used": "3", "oldest": second}  # one write, summed up
+    summary: dict[str, str] = await any_redis.hgetall(queue.keys.tenant_rpm_summary("acme"))  # type: ignore[misc]
+    second = summary["oldest"]
+    assert summary == {"used": "3", "oldest": second}
+    window = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
+    assert window == {second: "3"}  # one write for the call
 
 
 async def seed_minute(
     redis: Redis, queue: Queue, ago: dict[int, int], summary: bool = False
 ) -> int:
     """acme's rolling minute: ``ago[s]`` submissions ``s`` seconds before Redis's clock (which
-    it returns), with the summary fields when asked."""
+    it returns), with its summary when asked."""
     now_s: int = (await redis.time())[0]
-    fields: dict[str, int] = {str(now_s - s): n for s, n in ago.items()}
+    seconds = {str(now_s - s): n for s, n in ago.items()}
+    await redis.hset(queue.keys.tenant_rpm("acme"), mapping=seconds)  # type: ignore[arg-type]
     if summary:
-        fields |= {"used": sum(ago.values()), "oldest": now_s - max(ago)}
-    await redis.hset(queue.keys.tenant_rpm("acme"), mapping=fields)  # type: ignore[arg-type]
+        summed = {"used": sum(ago.values()), "oldest": now_s - max(ago)}
+        await redis.hset(queue.keys.tenant_rpm_summary("acme"), mapping=summed)  # type: ignore[arg-type]
     return now_s
 
 
@@ -190,9 +193,10 @@ async def test_a_minute_written_without_its_summary_is_recounted(
     admitted = await queue.admit(SubmitRequest(jobs(1), Limits(rpm=3)))
     assert admitted.quota is not None
     assert admitted.quota.remaining == 1  # the second that left the window no longer counts
-    fields: dict[str, str] = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
-    assert str(now_s - 61) not in fields
-    assert (fields["used"], fields["oldest"]) == ("2", str(now_s - 5))
+    seconds = await any_redis.hgetall(queue.keys.tenant_rpm("acme"))  # type: ignore[misc]
+    assert str(now_s - 61) not in seconds
+    summary = await any_redis.hgetall(queue.keys.tenant_rpm_summary("acme"))  # type: ignore[misc]
+    assert summary == {"used": "2", "oldest": str(now_s - 5)}
 
 
 async def test_a_minute_whose_every_second_left_leaves_no_key(
@@ -206,7 +210,8 @@ async def test_a_minute_whose_every_second_left_leaves_no_key(
     assert replay.jobs[0].id == original.id
     assert replay.quota is not None
     assert (replay.quota.remaining, replay.quota.reset_s) == (3, 0)
-    assert await any_redis.exists(queue.keys.tenant_rpm("acme")) == 0
+    keys = queue.keys.tenant_rpm("acme"), queue.keys.tenant_rpm_summary("acme")
+    assert await any_redis.exists(*keys) == 0
 
 
 # -- idempotency --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 -- tenants.lua: a tenant's counters as the scripts keep them (key names: app/core/keys.py).
 -- active: non-terminal jobs, taken by submit and retry, released by terminate, so it never drifts.
 -- rpm: submissions per second for the last minute, a hash second -> count (rolling window),
--- summed up in two more fields: 'used' (the count of the minute) and 'oldest' (its oldest second).
+-- summed up in ':rpm:summary', a hash of 'used' (the minute's count) and 'oldest' (its oldest
+-- second).
 --!include head
 
 local RPM_WINDOW_S = 60
@@ -26,32 +27,32 @@ local function release_active(tenant)
   end
 end
 
--- the tenant's rolling minute before `now` (ms): {key, since = the last second outside it,
--- used = submissions in it, oldest = its oldest second (nil: none), added = submissions this
--- call counted, counts = second -> submissions, read only when needed}. The summary fields
--- answer while their oldest second is inside the minute: one HMGET, however many seconds the
--- minute holds. Once a second has left it, the seconds are recounted and those outside deleted:
+-- the tenant's rolling minute before `now` (ms): {key, summary = the summary's key, since = the
+-- last second outside it, used = submissions in it, oldest = its oldest second (nil: none),
+-- added = submissions this call counted, counts = second -> submissions, read only when
+-- needed}. The summary answers while its oldest second is inside the minute: one HMGET,
+-- however many seconds the minute holds. Once a second has left it, the seconds are recounted and those outside deleted:
 -- under steady load once a second, where reading 60 seconds on every request had cost more
 -- than the rest of the request. One window serves a whole call (its requests share `now`;
 -- count_rpm keeps it current, save_rpm writes it back).
 local function rpm_window(tenant, now)
   local key = TENANT .. tenant .. ':rpm'
   local since = math.floor(now / 1000) - RPM_WINDOW_S
-  local summary = redis.call('HMGET', key, 'used', 'oldest')
-  local window = {key = key, since = since, used = 0, added = 0}
-  local oldest = tonumber(summary[2])
+  local window = {key = key, summary = key .. ':summary', since = since, used = 0, added = 0}
+  local summed = redis.call('HMGET', window.summary, 'used', 'oldest')
+  local oldest = tonumber(summed[2])
   if oldest and oldest > since then
-    window.used, window.oldest = tonumber(summary[1]), oldest
+    window.used, window.oldest = tonumber(summed[1]), oldest
     return window
   end
   local flat = redis.call('HGETALL', key)
   local counts, old = {}, nil
   for j = 1, #flat, 2 do
-    local s = tonumber(flat[j]) -- nil for a summary field
-    if s and s <= since then
+    local s = tonumber(flat[j])
+    if s <= since then
       old = old or {}
       old[#old + 1] = flat[j]
-    elseif s then
+    else
       local n = tonumber(flat[j + 1])
       counts[s] = n
       window.used = window.used + n
@@ -70,10 +71,7 @@ local function rpm_counts(window, now)
   if not window.counts then
     local counts, flat = {}, redis.call('HGETALL', window.key)
     for j = 1, #flat, 2 do
-      local s = tonumber(flat[j])
-      if s then
-        counts[s] = tonumber(flat[j + 1])
-      end
+      counts[tonumber(flat[j])] = tonumber(flat[j + 1])
     end
     local second = math.floor(now / 1000)
     counts[second] = (counts[second] or 0) + window.added
@@ -119,9 +117,10 @@ local function save_rpm(window, now)
     return
   end
   if window.oldest then
-    redis.call('HSET', key, 'used', int(window.used), 'oldest', int(window.oldest))
+    redis.call('HSET', window.summary, 'used', int(window.used), 'oldest', int(window.oldest))
     redis.call('EXPIRE', key, int(RPM_WINDOW_S + 1))
+    redis.call('EXPIRE', window.summary, int(RPM_WINDOW_S + 1))
   else
-    redis.call('DEL', key)
+    redis.call('DEL', key, window.summary)
   end
 end
